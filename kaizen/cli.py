@@ -1,0 +1,89 @@
+"""The `kaizen` command line. Reads settings once, configures logs, and hands plain values down."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+from kaizen.logs import configure_logging
+from kaizen.settings import Settings, SettingsError, load_settings
+
+Handler = Callable[[argparse.Namespace, Settings], int]
+
+
+def _stack(args: argparse.Namespace, settings: Settings) -> int:
+    from kaizen import stack
+
+    return {"up": stack.up, "status": stack.status, "down": stack.down}[args.command](settings)
+
+
+def _topics(args: argparse.Namespace, settings: Settings) -> int:
+    from kaizen import stack
+
+    return stack.create_topics(settings)
+
+
+def _replay(args: argparse.Namespace, settings: Settings) -> int:
+    from kaizen import audit
+
+    return audit.replay(args, settings)
+
+
+def _demo(args: argparse.Namespace, settings: Settings) -> int:
+    from kaizen import demo
+
+    return demo.run(args, settings)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="kaizen", description="On-the-job learning for AI agent fleets."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, text in [
+        ("up", "start the local Kafka broker (idempotent)"),
+        ("status", "show the local stack"),
+        ("down", "stop the local Kafka broker (data is kept)"),
+    ]:
+        sub.add_parser(name, help=text).set_defaults(handler=_stack)
+
+    topics = sub.add_parser("topics", help="manage the topic catalog")
+    topics_sub = topics.add_subparsers(dest="topics_command", required=True)
+    topics_sub.add_parser("create", help="create missing topics (idempotent)").set_defaults(
+        handler=_topics
+    )
+
+    replay = sub.add_parser("replay", help="decode a topic range to JSON lines (audit)")
+    replay.add_argument("--topic", required=True, help="topic name, or a catalog short name")
+    replay.add_argument("--from-offset", type=int)
+    replay.add_argument("--to-offset", type=int, help="exclusive")
+    replay.add_argument("--from-time", help="ISO time, UTC if no zone")
+    replay.add_argument("--to-time", help="ISO time, exclusive")
+    replay.add_argument("--where", action="append", default=[], metavar="FIELD=VALUE")
+    replay.add_argument("--out", help="write JSON lines to this file instead of stdout")
+    replay.set_defaults(handler=_replay)
+
+    demo = sub.add_parser("demo", help="run the main job on the local stack")
+    demo.add_argument("--episodes", type=int, default=20)
+    demo.set_defaults(handler=_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings()
+    except SettingsError as error:
+        print(f"kaizen: {error}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_format, settings.log_level)
+    handler: Handler = args.handler
+    try:
+        return handler(args, settings)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

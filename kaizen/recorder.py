@@ -1,0 +1,39 @@
+"""`kaizen.Recorder`: the streams Recorder wired from `Settings`, so attaching takes two names."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kaizen.settings import Settings, load_settings
+from streams.recorder import Recorder as _StreamsRecorder
+from streams.topics import Topics
+
+
+class Recorder(_StreamsRecorder):
+    """Attach to an agent: `Recorder(agent="support-bot", tenant="acme")`.
+
+    Reads `KAIZEN_*` settings (broker, topic prefix, spool) unless `settings` is given.
+    """
+
+    def __init__(
+        self,
+        agent: str,
+        tenant: str,
+        *,
+        settings: Settings | None = None,
+        snapshot_id: str | None = None,
+        agent_version: str = "",
+        **overrides: Any,
+    ) -> None:
+        settings = settings or load_settings()
+        super().__init__(
+            agent,
+            tenant,
+            bootstrap=settings.bootstrap,
+            topic=Topics(settings.topic_prefix).episodes,
+            spool_dir=settings.spool_dir / f"{tenant}.{agent}",
+            spool_max_bytes=settings.spool_max_bytes,
+            snapshot_id=snapshot_id,
+            agent_version=agent_version,
+            **overrides,
+        )

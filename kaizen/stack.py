@@ -1,0 +1,59 @@
+"""`kaizen up | status | down | topics create`: the local stack, as a user sees it."""
+
+from __future__ import annotations
+
+import sys
+
+from infra.kafka import KafkaLauncher, KafkaLauncherError
+from kaizen.settings import Settings
+from streams.admin import create_topics as create_catalog_topics
+
+
+def launcher(settings: Settings) -> KafkaLauncher:
+    return KafkaLauncher(
+        home=settings.home, port=settings.kafka_port, controller_port=settings.kafka_controller_port
+    )
+
+
+def _local_only(settings: Settings) -> bool:
+    if settings.uses_local_kafka:
+        return True
+    print(f"using your Kafka at {settings.kafka_bootstrap} (KAIZEN_KAFKA_BOOTSTRAP); "
+          "the local launcher is not used")
+    return False
+
+
+def up(settings: Settings) -> int:
+    if not _local_only(settings):
+        return 0
+    try:
+        print(f"kafka: {launcher(settings).up()} at {settings.bootstrap}")
+    except KafkaLauncherError as error:
+        print(f"kaizen up: {error}", file=sys.stderr)
+        return 1
+    return create_topics(settings)
+
+
+def status(settings: Settings) -> int:
+    if not _local_only(settings):
+        return 0
+    state = launcher(settings).status()
+    for key, value in state.items():
+        print(f"{key:>10}: {value}")
+    return 0 if state.get("running") else 3
+
+
+def down(settings: Settings) -> int:
+    if not _local_only(settings):
+        return 0
+    print(f"kafka: {launcher(settings).down()}")
+    return 0
+
+
+def create_topics(settings: Settings) -> int:
+    reports = create_catalog_topics(
+        settings.bootstrap, settings.topic_prefix, settings.topic_partitions
+    )
+    for report in reports:
+        print(f"topic {report.name:<28} {report.action:<8} partitions={report.partitions}")
+    return 0

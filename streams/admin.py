@@ -1,0 +1,51 @@
+"""Create the catalog's topics idempotently and say what was done."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from streams.topics import TopicSpec, catalog
+
+
+@dataclass(frozen=True)
+class TopicReport:
+    name: str
+    action: str  # "created" | "exists"
+    partitions: int
+
+
+def admin_client(bootstrap: str) -> AdminClient:
+    return AdminClient({"bootstrap.servers": bootstrap})
+
+
+def create_topics(
+    bootstrap: str, prefix: str, partitions: int = 3, timeout: float = 30.0
+) -> list[TopicReport]:
+    """Create every missing topic of the catalog; existing ones are left as they are."""
+    admin = admin_client(bootstrap)
+    existing = admin.list_topics(timeout=timeout).topics
+    specs: list[TopicSpec] = catalog(partitions)
+    missing = [s for s in specs if s.name(prefix) not in existing]
+    reports = [
+        TopicReport(s.name(prefix), "exists", len(existing[s.name(prefix)].partitions))
+        for s in specs
+        if s.name(prefix) in existing
+    ]
+    if missing:
+        futures = admin.create_topics(
+            [NewTopic(s.name(prefix), s.partitions, 1, config=s.config()) for s in missing],
+            operation_timeout=timeout,
+        )
+        for spec in missing:
+            try:
+                futures[spec.name(prefix)].result(timeout)
+                reports.append(TopicReport(spec.name(prefix), "created", spec.partitions))
+            except KafkaException as error:
+                if "TOPIC_ALREADY_EXISTS" not in str(error):
+                    raise
+                reports.append(TopicReport(spec.name(prefix), "exists", spec.partitions))
+    order = {s.name(prefix): i for i, s in enumerate(specs)}
+    return sorted(reports, key=lambda r: order[r.name])

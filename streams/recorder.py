@@ -1,0 +1,228 @@
+"""The producer an agent fleet attaches to: emits episode events without ever blocking the agent.
+
+Delivery: idempotent producer with acks=all, keyed by episode id so an episode stays ordered, and
+retried forever by librdkafka while the broker is briefly away. When the broker is known to be
+down, or the producer's memory queue is full, or the Recorder closes with records undelivered, the
+records go to the on-disk `Spool` and a background pump delivers them, in emit order, once the broker
+answers again. While the spool holds anything, new records queue behind it, so order is kept.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import structlog
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
+
+from schemas import model
+from schemas.codec import Codec
+from streams.clients import producer_config
+from streams.episode import Episode
+from streams.spool import Spool, SpooledRecord
+
+log = structlog.get_logger(__name__)
+
+_DOWN_CODES = {KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT}  # noqa: SLF001
+_PURGED = {KafkaError._PURGE_QUEUE, KafkaError._PURGE_INFLIGHT}  # noqa: SLF001
+_DRAIN_BATCH = 2000
+
+
+@dataclass
+class RecorderStats:
+    """Counters a user can watch; every emitted record ends up delivered, spooled or failed."""
+
+    emitted: int = 0
+    delivered: int = 0
+    failed: int = 0
+    spooled: int = 0
+    dropped: int = 0
+
+
+class Recorder:
+    """Attach to an agent: `with recorder.episode(task) as ep: ...`. Thread-safe."""
+
+    def __init__(
+        self,
+        agent: str,
+        tenant: str,
+        *,
+        bootstrap: str,
+        topic: str,
+        spool_dir: Path,  # parent/name: the first free of name, name-1, ... is used
+        spool_max_bytes: int = 256 * 1024 * 1024,
+        snapshot_id: str | None = None,
+        agent_version: str = "",
+        codec: Codec | None = None,
+        producer_overrides: dict[str, Any] | None = None,
+    ) -> None:
+        self.agent = agent
+        self.tenant = tenant
+        self.topic = topic
+        self.agent_version = agent_version
+        self.snapshot_id = snapshot_id  # the active behavior snapshot stamped on every event
+        self.stats = RecorderStats()
+        self._codec = codec or Codec()
+        self._spool = Spool.claim(spool_dir.parent, spool_dir.name, spool_max_bytes)
+        self._lock = threading.Lock()
+        self._broker_down = False
+        self._last_order_key = 0
+        self._drained_upto = -1
+        self._closed = threading.Event()
+        config = producer_config(bootstrap, error_cb=self._on_error, **(producer_overrides or {}))
+        self._producer = Producer(config)
+        self._pump = threading.Thread(target=self._pump_loop, name="kaizen-recorder", daemon=True)
+        self._pump.start()
+
+    # --- the agent-facing API ----------------------------------------------------------------
+
+    def episode(
+        self,
+        task: str,
+        *,
+        user: str | None = None,
+        task_type: str = "",
+        episode_id: str | None = None,
+        occurred_at: int | None = None,
+    ) -> Episode:
+        """A handle for one task attempt; use it as a context manager."""
+        return Episode(
+            self,
+            task,
+            user=user,
+            task_type=task_type,
+            episode_id=episode_id,
+            occurred_at=occurred_at,
+        )
+
+    def now_ms(self) -> int:
+        return time.time_ns() // 1_000_000
+
+    def emit(self, event: model.EpisodeEvent) -> None:
+        """Queue one event for delivery. Never blocks on the network and never raises for it."""
+        value = self._codec.encode(event)
+        key = event.episode_id.encode()
+        with self._lock:
+            self.stats.emitted += 1
+            order_key = self._next_order_key()
+            if self._broker_down or len(self._spool):
+                self._to_spool(SpooledRecord(order_key, self.topic, key, value))
+                return
+            try:
+                self._producer.produce(
+                    self.topic, value, key, on_delivery=partial(self._on_delivery, order_key, False)
+                )
+            except BufferError:
+                self._to_spool(SpooledRecord(order_key, self.topic, key, value))
+        self._producer.poll(0)
+
+    def flush(self, timeout: float = 10.0) -> int:
+        """Wait until everything emitted is acknowledged; returns how many records are still
+        pending (in memory or in the spool) when the timeout runs out."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self._producer.flush(min(0.2, max(0.0, deadline - time.monotonic())))
+            if not len(self._producer) and not len(self._spool):
+                return 0
+        return len(self._producer) + len(self._spool)
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Deliver what can be delivered in `timeout`; spool the rest for the next Recorder."""
+        if self._closed.is_set():
+            return
+        pending = self.flush(timeout)
+        self._closed.set()
+        self._pump.join(timeout=5)
+        if pending:
+            self._producer.purge(in_queue=True, in_flight=False, blocking=True)
+            self._producer.poll(0)
+            self._producer.flush(1.0)
+            log.warning("recorder closed with undelivered events; kept in the spool",
+                        spooled=len(self._spool), spool=str(self._spool.path))
+        self.stats.spooled = len(self._spool)
+        self._spool.close()
+
+    def __enter__(self) -> Recorder:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # --- delivery machinery -------------------------------------------------------------------
+
+    def _next_order_key(self) -> int:
+        """Emit order across processes: wall-clock ns, forced strictly increasing."""
+        self._last_order_key = max(self._last_order_key + 1, time.time_ns())
+        return self._last_order_key
+
+    def _to_spool(self, record: SpooledRecord) -> None:
+        before = self._spool.dropped
+        self._spool.put(record)
+        self.stats.dropped += self._spool.dropped - before
+        self.stats.spooled = len(self._spool)
+
+    def _on_error(self, error: KafkaError) -> None:
+        if error.code() in _DOWN_CODES and not self._broker_down:
+            log.warning("kafka unreachable; spooling events to disk", reason=error.str())
+            self._broker_down = True
+        elif error.fatal():
+            log.error("fatal producer error", reason=error.str())
+
+    def _on_delivery(
+        self, order_key: int, from_spool: bool, error: KafkaError | None, message: Message
+    ) -> None:
+        if error is None:
+            self.stats.delivered += 1
+            if from_spool:
+                self._spool.remove(order_key)
+            self._broker_down = False
+            return
+        if error.code() in _PURGED:  # undelivered at close: keep it for the next Recorder
+            if not from_spool:
+                self._to_spool(
+                    SpooledRecord(order_key, message.topic() or self.topic, message.key(),
+                                  message.value() or b"")
+                )
+            return
+        self.stats.failed += 1
+        log.error("event delivery failed", reason=error.str(), topic=message.topic(),
+                  key=message.key(), retriable=error.retriable())
+
+    def _pump_loop(self) -> None:
+        while not self._closed.is_set():
+            self._producer.poll(0.05)
+            if self._broker_down:
+                self._probe_broker()
+            elif len(self._spool):
+                self._drain_spool()
+
+    def _probe_broker(self) -> None:
+        try:
+            self._producer.list_topics(self.topic, timeout=1.0)
+        except KafkaException:
+            return
+        log.info("kafka reachable again; delivering the spool", spooled=len(self._spool))
+        self._broker_down = False
+
+    def _drain_spool(self) -> None:
+        if len(self._producer) > _DRAIN_BATCH:
+            return
+        for record in self._spool.peek(_DRAIN_BATCH, after=self._drained_upto):
+            try:
+                self._producer.produce(
+                    record.topic, record.value, record.key,
+                    on_delivery=partial(self._on_delivery, record.order_key, True),
+                )
+            except BufferError:
+                return
+            self._drained_upto = record.order_key

@@ -1,0 +1,140 @@
+"""A bounded on-disk queue of encoded records, for events that could not reach Kafka yet.
+
+SQLite (stdlib) gives durable, ordered, crash-safe storage without a dependency. Rows are ordered
+by the time they were emitted, so records purged from the producer at shutdown slot back in front of
+newer spooled ones. When the spool is over its byte bound, the OLDEST rows are dropped (the newest
+behaviour is the most useful to learn from), with a warning and a count.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import sqlite3
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import structlog
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class SpooledRecord:
+    order_key: int
+    topic: str
+    key: bytes | None
+    value: bytes
+
+
+class SpoolBusy(RuntimeError):
+    """Another live Recorder owns this spool directory."""
+
+
+class Spool:
+    """Durable FIFO of records keyed by emit order; safe to share between threads, owned by one
+    process at a time (a lock file says which)."""
+
+    def __init__(self, directory: Path, max_bytes: int) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self._lock_fd = os.open(directory / "lock", os.O_CREAT | os.O_RDWR, 0o644)
+        try:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self._lock_fd)
+            raise SpoolBusy(f"spool {directory} is in use by another Recorder") from None
+        self.path = directory / "spool.sqlite3"
+        self.max_bytes = max_bytes
+        self.dropped = 0
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS spool (order_key INTEGER PRIMARY KEY, topic TEXT NOT NULL,"
+            " key BLOB, value BLOB NOT NULL, size INTEGER NOT NULL)"
+        )
+        self._bytes, self._count = self._db.execute(
+            "SELECT COALESCE(SUM(size), 0), COUNT(*) FROM spool"
+        ).fetchone()
+
+    def __len__(self) -> int:
+        return int(self._count)
+
+    @property
+    def size_bytes(self) -> int:
+        return int(self._bytes)
+
+    def put(self, record: SpooledRecord) -> None:
+        """Append (or re-insert) a record; drop the oldest ones if the bound is exceeded."""
+        size = len(record.value) + len(record.key or b"")
+        with self._lock:
+            cursor = self._db.execute(
+                "INSERT OR IGNORE INTO spool VALUES (?, ?, ?, ?, ?)",
+                (record.order_key, record.topic, record.key, record.value, size),
+            )
+            if cursor.rowcount:
+                self._bytes += size
+                self._count += 1
+            if self._bytes > self.max_bytes:
+                self._drop_oldest()
+
+    def peek(self, limit: int, after: int = -1) -> list[SpooledRecord]:
+        """The oldest records with an order key above `after`, oldest first."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT order_key, topic, key, value FROM spool WHERE order_key > ?"
+                " ORDER BY order_key LIMIT ?",
+                (after, limit),
+            ).fetchall()
+        return [SpooledRecord(r[0], r[1], r[2], r[3]) for r in rows]
+
+    def remove(self, order_key: int) -> None:
+        """Forget a record once Kafka has acknowledged it."""
+        with self._lock:
+            row = self._db.execute(
+                "DELETE FROM spool WHERE order_key = ? RETURNING size", (order_key,)
+            ).fetchone()
+            if row:
+                self._bytes -= row[0]
+                self._count -= 1
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+            os.close(self._lock_fd)
+
+    @classmethod
+    def claim(cls, base: Path, name: str, max_bytes: int) -> Spool:
+        """The first free spool of `name`, `name-1`, ... so several Recorders of one agent coexist
+        and a restarted one picks up what a dead one left."""
+        for index in range(1000):
+            try:
+                return cls(base / (name if index == 0 else f"{name}-{index}"), max_bytes)
+            except SpoolBusy:
+                continue
+        raise SpoolBusy(f"no free spool for {name} under {base}")
+
+    def _drop_oldest(self) -> None:
+        excess = self._bytes - self.max_bytes
+        rows = self._db.execute(
+            "SELECT order_key, size FROM spool ORDER BY order_key LIMIT 10000"
+        ).fetchall()
+        freed, last, dropped = 0, None, 0
+        for order_key, size in rows:
+            if freed >= excess:
+                break
+            freed, last, dropped = freed + size, order_key, dropped + 1
+        if last is not None:
+            self._db.execute("DELETE FROM spool WHERE order_key <= ?", (last,))
+            self._bytes -= freed
+            self._count -= dropped
+            self.dropped += dropped
+            log.warning(
+                "spool full: dropped oldest events",
+                dropped=dropped,
+                dropped_total=self.dropped,
+                max_bytes=self.max_bytes,
+                path=str(self.path),
+            )
