@@ -31,9 +31,9 @@ def _replay(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _demo(args: argparse.Namespace, settings: Settings) -> int:
-    from kaizen import demo
+    from kaizen.demo import run
 
-    return demo.run(args, settings)
+    return run(args, settings)
 
 
 def build_parser() -> argparse.ArgumentParser:

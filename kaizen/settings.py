@@ -28,12 +28,14 @@ class Settings(BaseSettings):
         "", description="Your own Kafka (host:port,...). Empty: the local launcher's broker."
     )
     kafka_port: int = Field(19092, description="Port of the local broker on 127.0.0.1.")
-    kafka_controller_port: int = Field(19093, description="KRaft controller port of the local broker.")
+    kafka_controller_port: int = Field(19093, description="KRaft controller port, local broker.")
     topic_prefix: str = Field("kaizen", description="Prefix of every topic name.")
     topic_partitions: int = Field(3, ge=1, description="Partitions of the episode-keyed topics.")
-    schema_registry_url: str = Field("", description="Confluent Schema Registry; empty: single-object encoding.")
-    clickhouse_url: str = Field("", description="ClickHouse server URL; empty: embedded chdb in home.")
-    qdrant_url: str = Field("", description="Qdrant server URL; empty: embedded local mode in home.")
+    schema_registry_url: str = Field(
+        "", description="Confluent Schema Registry; empty: single-object encoding."
+    )
+    clickhouse_url: str = Field("", description="ClickHouse server; empty: embedded chdb in home.")
+    qdrant_url: str = Field("", description="Qdrant server; empty: embedded local mode in home.")
     qdrant_api_key: SecretStr | None = Field(None, description="API key of the Qdrant server.")
     spool_max_bytes: int = Field(256 * 1024 * 1024, ge=1024, description="Recorder spool bound.")
     http_host: str = Field("127.0.0.1", description="Address `kaizen serve` listens on.")
@@ -41,7 +43,9 @@ class Settings(BaseSettings):
     log_format: str = Field("auto", description="auto | console | json")
     log_level: str = Field("info", description="debug | info | warning | error")
     min_support: int = Field(2, ge=1, description="Distinct episodes before a lesson is proposed.")
-    episode_idle_seconds: float = Field(300.0, gt=0, description="Idle time before an open episode is abandoned.")
+    episode_idle_seconds: float = Field(
+        300.0, gt=0, description="Idle time (event time) before an open episode is abandoned."
+    )
 
     @field_validator("log_format")
     @classmethod
@@ -78,6 +82,7 @@ def load_settings(**overrides: object) -> Settings:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as error:
         problems = [
-            f"KAIZEN_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}" for e in error.errors()
+            f"KAIZEN_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}"
+            for e in error.errors()
         ]
         raise SettingsError("invalid settings:\n  " + "\n  ".join(problems)) from error

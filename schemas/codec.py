@@ -100,14 +100,14 @@ class Codec:
         writer = self._writer_of(data)
         reader = latest(writer.name)
         try:
-            record = fastavro.schemaless_reader(
+            record: dict[str, Any] = fastavro.schemaless_reader(  # type: ignore[assignment]
                 io.BytesIO(data[self._header_size(data) :]),
                 writer.parsed,
                 None if reader is writer else reader.parsed,
                 return_record_name=True,
                 return_record_name_override=True,
             )
-            event = from_record(CLASS_OF[writer.name], record)
+            event: model.Event = from_record(CLASS_OF[writer.name], record)
         except Exception as error:  # corrupt bodies raise many kinds of errors inside fastavro
             raise DecodeError(f"corrupt {writer.name} v{writer.version} record: {error}") from error
         return Decoded(writer.name, writer.version, record, event)
@@ -138,7 +138,7 @@ class Codec:
     def _registered(self, schema_id: int) -> SchemaVersion:
         if schema_id not in self._by_id:
             if self._registry is None:
-                raise DecodeError(f"Confluent-framed record (schema id {schema_id}) needs a registry")
+                raise DecodeError(f"Confluent framing (schema id {schema_id}) needs a registry")
             canonical = fastavro.schema.to_parsing_canonical_form(
                 fastavro.parse_schema(json.loads(self._registry.schema_json(schema_id)))
             )

@@ -40,7 +40,7 @@ def _to_str(value: Any) -> Any:
     return str(value) if isinstance(value, uuid.UUID) else value
 
 
-def _record_classes(hint: Any) -> list[type]:
+def _record_classes(hint: Any) -> list[Any]:
     return [a for a in typing.get_args(hint) if dataclasses.is_dataclass(a)]
 
 
@@ -81,7 +81,8 @@ def _compiled_reader(cls: type[T]) -> Callable[[dict[str, Any]], T]:
 
 def from_record(cls: type[T], record: dict[str, Any]) -> T:
     """Build a model object from a decoded Avro record."""
-    return _compiled_reader(cls)(record)
+    reader: Callable[[dict[str, Any]], T] = _compiled_reader(cls)  # type: ignore[arg-type]
+    return reader(record)
 
 
 def _writer_for(hint: Any, namespace_of: Callable[[type], str]) -> Convert:
@@ -117,4 +118,7 @@ def _compiled_writer(
 
 def to_record(obj: Any, namespace_of: Callable[[type], str]) -> dict[str, Any]:
     """The Avro dict of a model object; `namespace_of` gives a record class's full Avro name."""
-    return _compiled_writer(type(obj), namespace_of)(obj)
+    writer: Callable[[Any], dict[str, Any]] = _compiled_writer(
+        type(obj), namespace_of  # type: ignore[arg-type]
+    )
+    return writer(obj)

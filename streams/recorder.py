@@ -3,8 +3,8 @@
 Delivery: idempotent producer with acks=all, keyed by episode id so an episode stays ordered, and
 retried forever by librdkafka while the broker is briefly away. When the broker is known to be
 down, or the producer's memory queue is full, or the Recorder closes with records undelivered, the
-records go to the on-disk `Spool` and a background pump delivers them, in emit order, once the broker
-answers again. While the spool holds anything, new records queue behind it, so order is kept.
+records go to the on-disk `Spool` and a background pump delivers them, in emit order, once the
+broker answers again. While the spool holds anything, new records queue behind it, so order is kept.
 """
 
 from __future__ import annotations
