@@ -36,6 +36,12 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
     return run(args, settings)
 
 
+def _import(args: argparse.Namespace, settings: Settings) -> int:
+    from kaizen.importers import run
+
+    return run.run(args, settings)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="kaizen", description="On-the-job learning for AI agent fleets."
@@ -63,6 +69,22 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--where", action="append", default=[], metavar="FIELD=VALUE")
     replay.add_argument("--out", help="write JSON lines to this file instead of stdout")
     replay.set_defaults(handler=_replay)
+
+    imports = sub.add_parser("import", help="backfill existing agent logs as episode events")
+    imports.add_argument("files", nargs="+", metavar="FILE")
+    imports.add_argument(
+        "--format", choices=["auto", "react", "openai"], default="auto",
+        help="auto: .txt is a ReAct log, .json/.jsonl are OpenAI chat trajectories",
+    )
+    imports.add_argument(
+        "--agent", help="agent name (default: react-hotpotqa for ReAct logs, imported otherwise)"
+    )
+    imports.add_argument("--tenant", default="default")
+    imports.add_argument(
+        "--base-time", help="ISO time of each file's first event, UTC if no zone "
+        "(default 2024-01-01T00:00:00Z: a re-import gives the same times)",
+    )
+    imports.set_defaults(handler=_import)
 
     demo = sub.add_parser("demo", help="run the main job on the local stack")
     demo.add_argument("--episodes", type=int, default=20)

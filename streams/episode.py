@@ -17,6 +17,10 @@ from schemas import model
 if TYPE_CHECKING:
     from streams.recorder import Recorder
 
+#: Event ids derive from (episode id, seq): re-importing or re-emitting an episode yields the same
+#: ids, so every consumer's de-duplication by event id catches it.
+EVENT_ID_NAMESPACE = uuid.UUID("6f1c2b1e-5d0a-4c59-9a43-3f4f7f0c2a11")
+
 
 class Episode:
     """One task attempt. Use as a context manager; leaving it without `end()` records `abandoned`
@@ -148,7 +152,7 @@ class Episode:
 
     def _emit(self, payload: model.EpisodePayload, occurred_at: int | None) -> None:
         event = model.EpisodeEvent(
-            event_id=str(uuid.uuid4()),
+            event_id=str(uuid.uuid5(EVENT_ID_NAMESPACE, f"{self.episode_id}/{self._seq}")),
             occurred_at=occurred_at if occurred_at is not None else self.recorder.now_ms(),
             tenant=self.recorder.tenant,
             agent=self.recorder.agent,
