@@ -17,8 +17,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	@touch $(STAMP)
 
-setup: $(STAMP) jars ## Create the venv, install Python deps and the Kafka jars
+setup: $(STAMP) ## Create the venv, install Python deps, Java/Maven if missing, the Kafka jars
 	@bash infra/install-system-deps.sh
+	$(BIN)/python -m infra.kafka fetch
 
 jars: $(STAMP) ## Fetch the Kafka broker jars from Maven Central (once)
 	$(BIN)/python -m infra.kafka fetch

@@ -5,7 +5,6 @@ from __future__ import annotations
 import sys
 
 from infra.kafka import KafkaLauncher, KafkaLauncherError
-
 from kaizen.settings import Settings
 from streams.admin import create_topics as create_catalog_topics
 
