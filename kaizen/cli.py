@@ -30,6 +30,18 @@ def _replay(args: argparse.Namespace, settings: Settings) -> int:
     return audit.replay(args, settings)
 
 
+def _process(args: argparse.Namespace, settings: Settings) -> int:
+    from kaizen.process import run
+
+    return run(args, settings)
+
+
+def _experiences(args: argparse.Namespace, settings: Settings) -> int:
+    from kaizen.experiences import list_experiences
+
+    return list_experiences(args, settings)
+
+
 def _demo(args: argparse.Namespace, settings: Settings) -> int:
     from kaizen.demo import run
 
@@ -85,6 +97,22 @@ def build_parser() -> argparse.ArgumentParser:
         "(default 2024-01-01T00:00:00Z: a re-import gives the same times)",
     )
     imports.set_defaults(handler=_import)
+
+    process = sub.add_parser("process", help="run the stream processors (a faust worker)")
+    process.add_argument("--faust-log-level", default="warn",
+                         choices=["crit", "error", "warn", "info", "debug"])
+    process.set_defaults(handler=_process)
+
+    experiences = sub.add_parser("experiences", help="the lessons learned so far")
+    experiences_sub = experiences.add_subparsers(dest="experiences_command", required=True)
+    listing = experiences_sub.add_parser("list", help="list experiences, best supported first")
+    listing.add_argument("--tenant")
+    listing.add_argument("--agent")
+    listing.add_argument("--status", choices=["candidate", "proposed", "quarantined"])
+    listing.add_argument("--limit", type=int, default=20, help="0: all")
+    listing.add_argument("--wide", action="store_true", help="full guidance text")
+    listing.add_argument("--format", choices=["table", "json"], default="table")
+    listing.set_defaults(handler=_experiences)
 
     demo = sub.add_parser("demo", help="run the main job on the local stack")
     demo.add_argument("--episodes", type=int, default=20)

@@ -6,6 +6,7 @@ from typing import Any
 
 from kaizen.settings import Settings, load_settings
 from streams.recorder import Recorder as _StreamsRecorder
+from streams.registry import codec_for
 from streams.topics import Topics
 
 
@@ -35,5 +36,6 @@ class Recorder(_StreamsRecorder):
             spool_max_bytes=settings.spool_max_bytes,
             snapshot_id=snapshot_id,
             agent_version=agent_version,
+            codec=codec_for(settings.schema_registry_url),
             **overrides,
         )

@@ -11,7 +11,7 @@ import base64
 import dataclasses
 import uuid
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from confluent_kafka import OFFSET_END, Consumer, TopicPartition
@@ -40,9 +40,11 @@ class ReplayedRecord:
     schema: str | None
     value: dict[str, Any] | None
     error: str | None = None
+    event: Any = field(default=None, repr=False, compare=False)  # the decoded model object
 
     def as_json(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        fields = dataclasses.fields(self)
+        return {f.name: getattr(self, f.name) for f in fields if f.name != "event"}
 
 
 def event_as_dict(event: Any) -> dict[str, Any]:
@@ -180,4 +182,5 @@ class TopicReader:
             decoded = self._codec.decode_full(message.value() or b"")
         except DecodeError as error:
             return ReplayedRecord(**base, schema=None, value=None, error=str(error))
-        return ReplayedRecord(**base, schema=decoded.schema, value=event_as_dict(decoded.event))
+        return ReplayedRecord(**base, schema=decoded.schema, value=event_as_dict(decoded.event),
+                              event=decoded.event)

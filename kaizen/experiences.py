@@ -1,0 +1,51 @@
+"""`kaizen experiences list`: the lessons learned so far, best supported first."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from kaizen.settings import Settings
+from kaizen.tables import render_table
+from schemas import model
+from streams.latest import latest_experiences
+from streams.replay import event_as_dict
+from streams.topics import Topics
+
+
+def _selected(
+    experiences: list[model.Experience], args: argparse.Namespace
+) -> list[model.Experience]:
+    chosen = [
+        x for x in experiences
+        if (args.tenant is None or x.tenant == args.tenant)
+        and (args.agent is None or x.agent == args.agent)
+        and (args.status is None or x.status == args.status)
+    ]
+    chosen.sort(key=lambda x: (-x.support_episodes, x.experience_id))
+    return chosen[: args.limit] if args.limit else chosen
+
+
+def list_experiences(args: argparse.Namespace, settings: Settings) -> int:
+    experiences = _selected(
+        latest_experiences(settings.bootstrap, Topics(settings.topic_prefix).experiences), args
+    )
+    if args.format == "json":
+        for x in experiences:
+            print(json.dumps(event_as_dict(x)))
+        return 0
+    rows = [
+        {
+            "id": x.experience_id[:12],
+            "kind": x.kind,
+            "status": x.status,
+            "support": x.support_episodes,
+            "users": x.support_users,
+            "scope": f"{x.tenant}/{x.agent}" + (f"/{x.user}" if x.user else ""),
+            "guidance": x.guidance if args.wide else x.guidance[:90],
+        }
+        for x in experiences
+    ]
+    print(render_table(rows) if rows else "no experiences yet", file=sys.stdout)
+    return 0

@@ -1,0 +1,31 @@
+"""What the processors need to run, as plain values (built from `kaizen.Settings` by the CLI)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+#: Versioned names of every stateful step: rebuild-by-replay and changelog recovery depend on them.
+#: Change a fold's state layout -> bump its version (a new table is rebuilt from the log).
+EPISODES_TABLE = "episodes-v1"
+PATTERNS_TABLE = "patterns-v1"
+CURATION_TABLE = "curation-v1"
+TOOL_RESULTS_TOPIC = "tool-results-v1"  # episode ToolResult events re-keyed by agent
+CURATION_TOPIC = "curation-v1"  # signals re-keyed by curation key
+
+
+@dataclass(frozen=True)
+class ProcessorConfig:
+    bootstrap: str
+    prefix: str = "kaizen"
+    partitions: int = 3
+    app_id: str = "kaizen-processors"
+    data_dir: Path = Path(".kaizen/processors")
+    min_support: int = 2
+    idle_ms: int = 300_000
+    linger_ms: int = 60_000
+    window_seconds: int = 60
+    idle_scan_ms: int = 5_000  # how much the watermark must advance between idle scans
+
+    def internal(self, name: str) -> str:
+        return f"{self.prefix}.{name}"

@@ -1,0 +1,400 @@
+"""Episode assembly and signal extraction: a fold over the events of one episode.
+
+The processor keys state by episode id and calls, for every event read from `kaizen.episodes`:
+
+    state, signals = apply_event(state, PositionedEvent(event, partition, offset))
+
+and, with the stream's watermark (the largest `occurred_at` it has seen), now and then:
+
+    state, signals = close_if_idle(state, watermark, idle_ms)
+    if is_finished(state, watermark, linger_ms): delete the state
+
+Delivery is at-least-once and the Recorder's spool can reorder, so the fold puts events back in
+`seq` order itself: a duplicate (a known event id, or a seq already processed or waiting) changes
+nothing; an early event waits in a bounded buffer; a gap that outlives `reorder_window` waiting
+events is given up on (its events, should they come, count as already processed).
+
+Signals are emitted as soon as they are complete:
+  * failure  -- a ToolResult with ok=False, with the arguments of the call it answers;
+  * recovery -- a later successful call of the same tool (or, when the very next call after the
+    failure used another tool and worked, that substitute tool) after an unrecovered failure; one
+    recovery per failure, with the patch from `patches.diff_arguments`. When the same call simply
+    worked on a later try (a transient error) the recovery has `patch=None`: that is the marker
+    of a *retry lesson* ("retry, the error is transient"), see `is_retry_recovery`;
+  * correction / rating -- Feedback, also after the episode ended (users rate later);
+  * outcome  -- EpisodeEnded, or `abandoned` when the episode went idle.
+
+Signal ids are uuid5 (SIGNAL_NAMESPACE) over `"{episode_id}/{kind}/{seq of the source event}"`
+(for a recovery the seq of the failure it recovers, since one success can recover several
+failures), so re-extraction after a crash or a replay yields the same ids, which the sinks'
+idempotent writes absorb. Pure: no clock, no randomness, no Kafka or store imports.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from processors.learning.patches import diff_arguments, patch_is_empty
+from processors.learning.signatures import error_signature
+from schemas import model
+from schemas.model import EpisodeEvent, Signal
+from schemas.records import from_record, to_record
+
+STATE_VERSION = 1
+SEEN_LIMIT = 256  # event ids remembered for duplicate detection (seq catches older ones)
+OPEN_CALL_LIMIT = 256  # calls still waiting for a result; the oldest are forgotten first
+FAILURE_LIMIT = 64  # unrecovered failures kept per episode; the oldest are forgotten first
+NO_ERROR_TEXT = "(no error text)"
+#: Namespace of signal event ids (uuid5), fixed forever: replays must give the same ids.
+SIGNAL_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "kaizen:signals:v1")
+
+
+@dataclass(frozen=True)
+class PositionedEvent:
+    """An episode event and where it sits in `kaizen.episodes` (for lineage)."""
+
+    event: EpisodeEvent
+    partition: int
+    offset: int
+
+
+@dataclass(frozen=True)
+class OpenCall:
+    """A tool call still waiting for its result."""
+
+    tool: str
+    arguments_json: str
+    seq: int
+
+
+@dataclass(frozen=True)
+class PendingFailure:
+    """A failed call no later call has recovered yet."""
+
+    tool: str
+    arguments_json: str
+    signature: str
+    error: str | None
+    seq: int
+    next_call_id: str | None = None  # the first call made after it: a possible substitute
+
+
+@dataclass
+class EpisodeState:
+    """What extraction needs to remember about one episode between events.
+
+    Never mutated by the functions of this module: each returns a new state."""
+
+    episode_id: str
+    tenant: str
+    agent: str
+    user: str | None = None
+    snapshot_id: str | None = None
+    task: str = ""
+    task_type: str = ""
+    next_seq: int = 0
+    buffer: dict[int, PositionedEvent] = field(default_factory=dict)
+    seen_ids: list[str] = field(default_factory=list)
+    open_calls: dict[str, OpenCall] = field(default_factory=dict)
+    failures: list[PendingFailure] = field(default_factory=list)
+    recalled_ids: list[str] = field(default_factory=list)
+    active: bool = False  # saw more than feedback: a real episode, not late feedback alone
+    closed: bool = False
+    outcome: str | None = None
+    last_event_at: int = 0
+    last_partition: int = -1
+    last_offset: int = -1
+
+    def copy(self) -> EpisodeState:
+        """A copy that can be changed without touching this one (the records are immutable)."""
+        return dataclasses.replace(
+            self,
+            buffer=dict(self.buffer),
+            seen_ids=list(self.seen_ids),
+            open_calls=dict(self.open_calls),
+            failures=list(self.failures),
+            recalled_ids=list(self.recalled_ids),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-compatible form, stored in the processor's table changelog."""
+        plain = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        plain.update(
+            version=STATE_VERSION,
+            buffer=[_positioned_to_dict(p) for _, p in sorted(self.buffer.items())],
+            seen_ids=list(self.seen_ids),
+            open_calls={k: dataclasses.asdict(v) for k, v in self.open_calls.items()},
+            failures=[dataclasses.asdict(f) for f in self.failures],
+            recalled_ids=list(self.recalled_ids),
+        )
+        return plain
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> EpisodeState:
+        """Inverse of `to_dict`; refuses a state written by another STATE_VERSION."""
+        if data.get("version") != STATE_VERSION:
+            raise ValueError(f"episode state version {data.get('version')!r} != {STATE_VERSION}")
+        values = {k: v for k, v in data.items() if k != "version"}
+        buffered = [_positioned_from_dict(p) for p in data["buffer"]]
+        values.update(
+            buffer={p.event.seq: p for p in buffered},
+            seen_ids=list(data["seen_ids"]),
+            open_calls={k: OpenCall(**v) for k, v in data["open_calls"].items()},
+            failures=[PendingFailure(**f) for f in data["failures"]],
+            recalled_ids=list(data["recalled_ids"]),
+        )
+        return cls(**values)
+
+
+def apply_event(
+    state: EpisodeState | None, item: PositionedEvent, *, reorder_window: int = 64
+) -> tuple[EpisodeState, list[Signal]]:
+    """Fold one event into the episode's state; returns the new state and the completed signals."""
+    event = item.event
+    if state is None:
+        state = EpisodeState(event.episode_id, event.tenant, event.agent, event.user)
+    elif _is_duplicate(state, event):
+        return state, []
+    state = state.copy()
+    state.seen_ids.append(event.event_id)
+    del state.seen_ids[:-SEEN_LIMIT]
+    state.last_event_at = max(state.last_event_at, event.occurred_at)
+    state.buffer[event.seq] = item
+    return state, _drain(state, reorder_window)
+
+
+def close_if_idle(
+    state: EpisodeState, now_ms: int, idle_ms: int
+) -> tuple[EpisodeState, list[Signal]]:
+    """Close an episode with no event for `idle_ms` as `abandoned`, processing what still waits.
+
+    `now_ms` must be the stream's watermark (the largest `occurred_at` the processor has seen),
+    never the wall clock: then the decision depends only on the log, and a replay closes the same
+    episodes at the same point with the same signals -- provided the processor calls this at
+    points fixed by the stream (after each event, or every N events), not on a timer. Agents'
+    clocks should agree to well within `idle_ms`. The outcome's time and lineage are those of the
+    episode's last event; an EpisodeEnded arriving after this is ignored (one outcome per episode).
+    """
+    if now_ms - state.last_event_at < idle_ms or (state.closed and not state.buffer):
+        return state, []
+    state = state.copy()
+    signals = _drain(state, 0)  # nothing will fill the gaps now: process what is there
+    if not state.closed:
+        state.closed = True
+        state.failures.clear()
+        state.open_calls.clear()
+        if state.active:  # a state holding only late feedback is no abandoned episode
+            state.outcome = "abandoned"
+            last = (state.last_event_at, state.last_partition, state.last_offset)
+            recalled = list(state.recalled_ids)
+            signals.append(
+                _signal(state, "outcome", last, "idle", outcome="abandoned", recalled_ids=recalled)
+            )
+    return state, signals
+
+
+def is_finished(state: EpisodeState, now_ms: int, linger_ms: int) -> bool:
+    """True when the state may be deleted: closed, nothing waiting, and quiet for `linger_ms`
+    (event time, as in `close_if_idle`), long enough to absorb duplicates and late feedback."""
+    return state.closed and not state.buffer and now_ms - state.last_event_at >= linger_ms
+
+
+def is_retry_recovery(signal: Signal) -> bool:
+    """A recovery without a patch: the identical call worked on a later try (transient error)."""
+    return signal.kind == "recovery" and signal.patch is None
+
+
+# --- ordering -------------------------------------------------------------------------------
+
+
+def _is_duplicate(state: EpisodeState, event: EpisodeEvent) -> bool:
+    return (
+        event.seq < state.next_seq or event.seq in state.buffer or event.event_id in state.seen_ids
+    )
+
+
+def _drain(state: EpisodeState, window: int) -> list[Signal]:
+    """Process the contiguous run of waiting events; skip a gap once too many wait behind it."""
+    signals: list[Signal] = []
+    while state.buffer:
+        if state.next_seq not in state.buffer:
+            if len(state.buffer) <= window:
+                break
+            state.next_seq = min(state.buffer)
+        item = state.buffer.pop(state.next_seq)
+        state.next_seq += 1
+        signals += _process(state, item)
+    return signals
+
+
+# --- extraction -----------------------------------------------------------------------------
+
+
+def _process(state: EpisodeState, item: PositionedEvent) -> list[Signal]:
+    event, payload = item.event, item.event.payload
+    state.last_partition, state.last_offset = item.partition, item.offset
+    state.user = state.user or event.user
+    state.snapshot_id = state.snapshot_id or event.snapshot_id
+    if isinstance(payload, model.Feedback):
+        return _on_feedback(state, item, payload)
+    if state.closed:
+        return []  # after the end only feedback counts
+    state.active = True
+    if isinstance(payload, model.EpisodeStarted):
+        state.task, state.task_type = payload.task, payload.task_type
+        state.snapshot_id = event.snapshot_id or state.snapshot_id
+    elif isinstance(payload, model.ToolCall):
+        _on_call(state, event.seq, payload)
+    elif isinstance(payload, model.ToolResult):
+        return _on_result(state, item, payload)
+    elif isinstance(payload, model.Recall):
+        state.recalled_ids += [i for i in payload.experience_ids if i not in state.recalled_ids]
+    elif isinstance(payload, model.EpisodeEnded):
+        return _on_end(state, item, payload)
+    return []
+
+
+def _on_call(state: EpisodeState, seq: int, call: model.ToolCall) -> None:
+    state.failures = [
+        f if f.next_call_id is not None else dataclasses.replace(f, next_call_id=call.call_id)
+        for f in state.failures
+    ]
+    state.open_calls.pop(call.call_id, None)
+    state.open_calls[call.call_id] = OpenCall(call.tool_name, call.arguments_json, seq)
+    while len(state.open_calls) > OPEN_CALL_LIMIT:
+        del state.open_calls[next(iter(state.open_calls))]
+
+
+def _take_call(state: EpisodeState, result: model.ToolResult) -> OpenCall | None:
+    """The call a result answers: by call id, else the latest open call of the same tool."""
+    call = state.open_calls.pop(result.call_id, None)
+    if call is not None:
+        return call
+    for call_id, candidate in reversed(state.open_calls.items()):
+        if candidate.tool == result.tool_name:
+            return state.open_calls.pop(call_id)
+    return None
+
+
+def _on_result(
+    state: EpisodeState, item: PositionedEvent, result: model.ToolResult
+) -> list[Signal]:
+    call = _take_call(state, result)
+    if result.ok:
+        return _recoveries(state, item, result, call) if call is not None else []
+    signature = error_signature(result.tool_name, result.error or NO_ERROR_TEXT)
+    arguments = call.arguments_json if call is not None else None
+    if arguments is not None:  # a failure whose arguments are unknown cannot teach a patch
+        state.failures.append(
+            PendingFailure(result.tool_name, arguments, signature, result.error, item.event.seq)
+        )
+        del state.failures[:-FAILURE_LIMIT]
+    fields = {"tool": result.tool_name, "signature": signature, "error": result.error}
+    return [_signal(state, "failure", item, arguments_json=arguments, **fields)]
+
+
+def _recoveries(
+    state: EpisodeState, item: PositionedEvent, result: model.ToolResult, call: OpenCall
+) -> list[Signal]:
+    """Recover every pending failure of the same tool, and those this call substituted for."""
+    signals: list[Signal] = []
+    remaining: list[PendingFailure] = []
+    for failure in state.failures:
+        same_tool = failure.tool == result.tool_name
+        if not same_tool and failure.next_call_id != result.call_id:
+            remaining.append(failure)
+            continue
+        patch = diff_arguments(
+            failure.tool,
+            _arguments(failure.arguments_json),
+            _arguments(call.arguments_json),
+            working_tool=result.tool_name,
+        )
+        fields: dict[str, Any] = {"tool": failure.tool, "signature": failure.signature}
+        fields.update(error=failure.error, arguments_json=failure.arguments_json)
+        fields["patch"] = None if patch_is_empty(patch) else patch
+        signals.append(_signal(state, "recovery", item, key=failure.seq, **fields))
+    state.failures = remaining
+    return signals
+
+
+def _on_feedback(
+    state: EpisodeState, item: PositionedEvent, feedback: model.Feedback
+) -> list[Signal]:
+    signals: list[Signal] = []
+    if feedback.correction and feedback.correction.strip():
+        signals.append(_signal(state, "correction", item, correction=feedback.correction))
+    if feedback.rating is not None:
+        signals.append(_signal(state, "rating", item, rating=feedback.rating))
+    return signals
+
+
+def _on_end(state: EpisodeState, item: PositionedEvent, end: model.EpisodeEnded) -> list[Signal]:
+    state.closed, state.outcome = True, end.outcome
+    state.failures.clear()
+    state.open_calls.clear()
+    recalled = list(state.recalled_ids)
+    return [_signal(state, "outcome", item, outcome=end.outcome, recalled_ids=recalled)]
+
+
+# --- helpers --------------------------------------------------------------------------------
+
+Position = tuple[int, int, int]  # occurred_at, partition, offset of the source event
+
+
+def _signal(
+    state: EpisodeState,
+    kind: str,
+    source: PositionedEvent | Position,
+    key: int | str | None = None,
+    **fields: Any,
+) -> Signal:
+    """A signal of this episode; `key` (default: the source event's seq) makes its id unique."""
+    if isinstance(source, PositionedEvent):
+        key = source.event.seq if key is None else key
+        source = (source.event.occurred_at, source.partition, source.offset)
+    occurred_at, partition, offset = source
+    return Signal(
+        event_id=str(uuid.uuid5(SIGNAL_NAMESPACE, f"{state.episode_id}/{kind}/{key}")),
+        occurred_at=occurred_at,
+        tenant=state.tenant,
+        agent=state.agent,
+        episode_id=state.episode_id,
+        kind=kind,
+        user=state.user,
+        snapshot_id=state.snapshot_id,
+        task=state.task,
+        task_type=state.task_type,
+        source_partition=partition,
+        source_offset=offset,
+        **fields,
+    )
+
+
+def _arguments(arguments_json: str) -> dict[str, Any]:
+    """Call arguments as a dict; text that is not a JSON object is kept whole under one key, so a
+    malformed call still compares with the next one instead of stopping the processor."""
+    try:
+        parsed = json.loads(arguments_json)
+    except ValueError:
+        return {"_raw": arguments_json}
+    return parsed if isinstance(parsed, dict) else {"_value": parsed}
+
+
+def _avro_name(cls: type) -> str:
+    return cls.__name__
+
+
+def _positioned_to_dict(item: PositionedEvent) -> dict[str, Any]:
+    record = to_record(item.event, _avro_name)
+    record["payload"] = list(record["payload"])  # (branch name, fields): a JSON array
+    return {"event": record, "partition": item.partition, "offset": item.offset}
+
+
+def _positioned_from_dict(data: dict[str, Any]) -> PositionedEvent:
+    event = from_record(EpisodeEvent, data["event"])
+    return PositionedEvent(event, data["partition"], data["offset"])

@@ -1,0 +1,147 @@
+"""What each processor step does with one record, without faust: decode or dead-letter, fold,
+and the records to send. The faust agents in `processors/app.py` only move bytes and state.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from processors.config import CURATION_TOPIC, TOOL_RESULTS_TOPIC, ProcessorConfig
+from processors.learning import curation, episodes, patterns
+from processors.learning.signatures import error_signature
+from schemas import model
+from schemas.codec import Codec, DecodeError
+from streams.topics import Topics
+
+DEAD_LETTER_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "kaizen:deadletter:v1")
+
+
+@dataclass(frozen=True)
+class Record:
+    """A record as read from Kafka."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+    timestamp_ms: int = 0
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    topic: str
+    key: bytes
+    value: bytes
+
+
+@dataclass
+class Result:
+    """The new state of the step's key (None: delete) and the records to send. Episode states are
+    stored with their partition, so the idle scan of a partition touches only its own keys."""
+
+    state: dict[str, Any] | None
+    outgoing: list[Outgoing] = field(default_factory=list)
+
+
+class Router:
+    """Encodes outputs and names their topics; one per worker."""
+
+    def __init__(self, config: ProcessorConfig, codec: Codec | None = None) -> None:
+        self.config = config
+        self.topics = Topics(config.prefix)
+        self.codec = codec or Codec()
+
+    def dead_letter(self, record: Record, component: str, error: Exception) -> Outgoing:
+        """Bad input goes to the dead-letter topic, whole, with the reason; processing goes on."""
+        letter = model.DeadLetter(
+            event_id=str(uuid.uuid5(DEAD_LETTER_NAMESPACE,
+                                    f"{component}/{record.topic}/{record.partition}/{record.offset}")),
+            occurred_at=record.timestamp_ms,
+            component=component,
+            source_topic=record.topic,
+            source_partition=record.partition,
+            source_offset=record.offset,
+            reason=str(error)[:2000],
+            error_type=type(error).__name__,
+            key=record.key,
+            value=record.value,
+        )
+        key = f"{record.topic}/{record.partition}/{record.offset}".encode()
+        return Outgoing(self.topics.deadletter, key, self.codec.encode(letter))
+
+    def decode_episode_event(self, record: Record, component: str) -> model.EpisodeEvent | Outgoing:
+        """The episode event of a record, or its dead letter."""
+        try:
+            event = self.codec.decode(record.value)
+        except DecodeError as error:
+            return self.dead_letter(record, component, error)
+        if not isinstance(event, model.EpisodeEvent):
+            wrong = DecodeError(f"expected an episode event, got {type(event).__name__}")
+            return self.dead_letter(record, component, wrong)
+        return event
+
+    def decode_signal(self, record: Record, component: str) -> model.Signal | Outgoing:
+        try:
+            event = self.codec.decode(record.value)
+        except DecodeError as error:
+            return self.dead_letter(record, component, error)
+        if not isinstance(event, model.Signal):
+            return self.dead_letter(record, component, DecodeError("expected a signal"))
+        return event
+
+    def assemble(self, state: dict[str, Any] | None, record: Record,
+                 event: model.EpisodeEvent) -> Result:
+        """Fold one episode event; emit its signals and forward tool results for patterns."""
+        current = episodes.EpisodeState.from_dict(state["episode"]) if state else None
+        positioned = episodes.PositionedEvent(event, record.partition, record.offset)
+        new_state, signals = episodes.apply_event(current, positioned)
+        out = self.signal_outputs(signals)
+        if isinstance(event.payload, model.ToolResult):
+            out.append(Outgoing(self.config.internal(TOOL_RESULTS_TOPIC), event.agent.encode(),
+                                record.value))
+        return Result({"partition": record.partition, "episode": new_state.to_dict()}, out)
+
+    def close_idle(self, state: dict[str, Any], watermark_ms: int) -> Result:
+        """Abandon an idle episode; drop its state once it has lingered long enough."""
+        current = episodes.EpisodeState.from_dict(state["episode"])
+        new_state, signals = episodes.close_if_idle(current, watermark_ms, self.config.idle_ms)
+        if episodes.is_finished(new_state, watermark_ms, self.config.linger_ms):
+            return Result(None, self.signal_outputs(signals))
+        stored = {"partition": state["partition"], "episode": new_state.to_dict()}
+        return Result(stored, self.signal_outputs(signals))
+
+    def signal_outputs(self, signals: list[model.Signal]) -> list[Outgoing]:
+        out = []
+        for signal in signals:
+            value = self.codec.encode(signal)
+            out.append(Outgoing(self.topics.signals, signal.episode_id.encode(), value))
+            key = curation.curation_key(signal)
+            if key is not None:
+                out.append(Outgoing(self.config.internal(CURATION_TOPIC), key.encode(), value))
+        return out
+
+    def aggregate(self, state: dict[str, Any] | None, event: model.EpisodeEvent) -> Result:
+        """Fold one tool result into its agent's windowed patterns."""
+        current = patterns.PatternState.from_dict(state) if state else None
+        # Every kept window accepts late events: the repartition topic interleaves the episode
+        # partitions in no fixed order, so closing windows early would make counts depend on it.
+        new_state, updates = patterns.apply_tool_result(
+            current, event, signature_of=error_signature,
+            window_seconds=self.config.window_seconds, history_windows=10, late_windows=10,
+        )
+        out = [Outgoing(self.topics.patterns, f"{p.agent}/{p.signature}".encode(),
+                        self.codec.encode(p)) for p in updates]
+        return Result(new_state.to_dict(), out)
+
+    def curate(self, state: dict[str, Any] | None, signal: model.Signal) -> Result:
+        """Fold one signal into the lessons of its curation key."""
+        current = curation.CurationState.from_dict(state) if state else None
+        new_state, experiences = curation.apply_signal(
+            current, signal, min_support=self.config.min_support
+        )
+        out = [Outgoing(self.topics.experiences, x.experience_id.encode(), self.codec.encode(x))
+               for x in experiences]
+        return Result(new_state.to_dict(), out)

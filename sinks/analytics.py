@@ -1,0 +1,215 @@
+"""Failure analytics over the tables that `ClickHouseSink` writes: SQL first, Python second.
+
+Every function runs one SQL statement (shown in its docstring, with `{name:Type}` query
+parameters) and returns its rows as a list of dicts. The SQL reads the deduplicating views from
+`sinks/ddl.py` (`steps_final_v1`, `episodes_final_v1`, `outcomes_by_snapshot_v1`), so a user can
+paste it into `clickhouse client` or chdb and get the same answer; replays never double-count.
+
+Times are UTC epoch milliseconds, windows half-open: `since_ms <= t < until_ms`. A step's time is
+the time of its tool result (a call without a result has no outcome and is not counted).
+
+    from sinks.clickhouse import connect
+    from sinks import analytics
+    client = connect("chdb:///var/lib/kaizen/ch")
+    analytics.failure_rate(client, "tool", since_ms=0, until_ms=2**62)
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from clickhouse_connect.driver.client import Client
+
+Rows = list[dict[str, Any]]
+GroupBy = Literal["tool", "signature", "agent", "tenant"]
+END_OF_TIME = 2**62
+HOUR_MS = 3_600_000
+
+_FAILURE_RATE = """
+SELECT {key} AS key, count() AS calls, countIf(NOT ok) AS failures, failures / calls AS rate
+FROM steps_final_v1
+WHERE ok IS NOT NULL AND result_ms >= {{since:Int64}} AND result_ms < {{until:Int64}}
+GROUP BY key
+ORDER BY failures DESC, key"""
+
+_FAILURE_RATE_BY_SIGNATURE = """
+SELECT f.signature AS key, f.tool AS tool, t.calls AS calls, f.failures AS failures,
+       f.failures / t.calls AS rate
+FROM (
+    SELECT tool, signature, count() AS failures FROM steps_final_v1
+    WHERE ok = false AND result_ms >= {since:Int64} AND result_ms < {until:Int64}
+    GROUP BY tool, signature
+) AS f
+INNER JOIN (
+    SELECT tool, count() AS calls FROM steps_final_v1
+    WHERE ok IS NOT NULL AND result_ms >= {since:Int64} AND result_ms < {until:Int64}
+    GROUP BY tool
+) AS t ON f.tool = t.tool
+ORDER BY failures DESC, key"""
+
+_NEW_SIGNATURES = """
+SELECT tool, signature, min(result_ms) AS first_seen_ms, count() AS failures,
+       uniqExact(tenant, agent, episode_id) AS episodes, uniqExact(tenant) AS tenants,
+       uniqExact(agent) AS agents
+FROM steps_final_v1
+WHERE ok = false AND result_ms <= {now:Int64}
+GROUP BY tool, signature
+HAVING first_seen_ms >= {now:Int64} - {hours:Int64} * 3600000
+ORDER BY first_seen_ms DESC, signature"""
+
+_REPEAT_FAILURES = """
+WITH fails AS (
+    SELECT tenant, agent, episode_id, call_id, signature, user, ifNull(task, '') AS task,
+           result_ms
+    FROM steps_final_v1 WHERE ok = false
+),
+learned AS (
+    SELECT f.tenant AS tenant, f.agent AS agent, f.signature AS signature,
+           min(x.occurred_ms) AS learned_ms
+    FROM (SELECT DISTINCT tenant, agent, signature FROM fails) AS f
+    INNER JOIN (
+        SELECT tenant, agent, trigger_signature AS signature, occurred_ms
+        FROM experiences_v1 FINAL WHERE trigger_signature IS NOT NULL
+    ) AS x ON f.agent = x.agent AND f.signature = x.signature
+    WHERE x.tenant IN (f.tenant, '*')
+    GROUP BY tenant, agent, signature
+)
+SELECT f.tenant AS tenant, f.agent AS agent, f.signature AS signature,
+       f.episode_id AS episode_id, f.call_id AS call_id, f.user AS user, f.task AS task,
+       f.result_ms AS failed_ms, l.learned_ms AS learned_ms,
+       toBool(max(ifNull(p.user = f.user, false))) AS same_user,
+       toBool(max(f.task != '' AND p.task = f.task)) AS same_task
+FROM fails AS f
+INNER JOIN learned AS l
+    ON f.tenant = l.tenant AND f.agent = l.agent AND f.signature = l.signature
+INNER JOIN fails AS p
+    ON p.tenant = f.tenant AND p.agent = f.agent AND p.signature = f.signature
+WHERE f.result_ms > l.learned_ms
+  AND f.result_ms >= {since:Int64} AND f.result_ms < {until:Int64}
+  AND p.result_ms < f.result_ms AND p.episode_id != f.episode_id
+  AND (ifNull(p.user = f.user, false) OR (f.task != '' AND p.task = f.task))
+GROUP BY tenant, agent, signature, episode_id, call_id, user, task, failed_ms, learned_ms
+ORDER BY failed_ms, tenant, agent, episode_id, call_id"""
+
+_OUTCOMES_BY_SNAPSHOT = """
+SELECT snapshot_id, episodes, successes, failures, abandoned, success_rate
+FROM outcomes_by_snapshot_v1
+ORDER BY snapshot_id"""
+
+_LEARNING_CURVE = """
+SELECT intDiv(ended_ms, {{bucket_ms:Int64}}) * {{bucket_ms:Int64}} AS bucket_ms,
+       count() AS episodes, countIf(outcome = 'success') AS successes,
+       successes / episodes AS success_rate
+FROM episodes_final_v1
+WHERE agent = {{agent:String}} AND outcome IS NOT NULL AND ended_ms IS NOT NULL{tenant_filter}
+GROUP BY bucket_ms
+ORDER BY bucket_ms"""
+
+
+def _rows(client: Client, sql: str, parameters: dict[str, Any]) -> Rows:
+    return list(client.query(sql, parameters=parameters).named_results())
+
+
+def failure_rate(
+    client: Client, by: GroupBy, since_ms: int = 0, until_ms: int = END_OF_TIME
+) -> Rows:
+    """Share of failed tool results per tool, agent, tenant or error signature, in a window.
+
+    Rows: `key, calls, failures, rate`, most failures first. By `signature`, `calls` is the number
+    of results of the signature's tool in the window (the rate is "how often a call to this tool
+    fails this way"), and rows also carry `tool`. For tool / agent / tenant the SQL is:
+
+        SELECT tool AS key, count() AS calls, countIf(NOT ok) AS failures,
+               failures / calls AS rate
+        FROM steps_final_v1
+        WHERE ok IS NOT NULL AND result_ms >= {since:Int64} AND result_ms < {until:Int64}
+        GROUP BY key ORDER BY failures DESC, key
+
+    and by signature it is `_FAILURE_RATE_BY_SIGNATURE` in this module (failures per
+    (tool, signature) joined with calls per tool).
+    """
+    parameters = {"since": since_ms, "until": until_ms}
+    if by == "signature":
+        return _rows(client, _FAILURE_RATE_BY_SIGNATURE, parameters)
+    if by not in ("tool", "agent", "tenant"):
+        raise ValueError(f"failure_rate: unknown grouping {by!r}")
+    return _rows(client, _FAILURE_RATE.format(key=by), parameters)
+
+
+def new_signatures(client: Client, hours: int, now_ms: int) -> Rows:
+    """Error signatures whose first failure anywhere in the fleet lies in the last `hours`.
+
+    A burst of new signatures usually means an API or a page changed. Rows:
+    `tool, signature, first_seen_ms, failures, episodes, tenants, agents` (counts up to `now_ms`),
+    newest first. `now_ms` is passed in (event time), never read from a clock:
+
+        SELECT tool, signature, min(result_ms) AS first_seen_ms, count() AS failures,
+               uniqExact(tenant, agent, episode_id) AS episodes, uniqExact(tenant) AS tenants,
+               uniqExact(agent) AS agents
+        FROM steps_final_v1
+        WHERE ok = false AND result_ms <= {now:Int64}
+        GROUP BY tool, signature
+        HAVING first_seen_ms >= {now:Int64} - {hours:Int64} * 3600000
+        ORDER BY first_seen_ms DESC, signature
+    """
+    return _rows(client, _NEW_SIGNATURES, {"now": now_ms, "hours": hours})
+
+
+def repeat_failures(
+    client: Client, since_ms: int = 0, until_ms: int = END_OF_TIME
+) -> Rows:
+    """Failures that a lesson should have prevented: evidence that the lesson is not working.
+
+    A failed step F (tenant T, agent A, signature S) is a repeat failure when
+      * an experience for S existed before F: some version of an experience with
+        `trigger_signature = S`, agent A and tenant T or `'*'`, has `occurred_ms < F`'s time
+        (`learned_ms` = the earliest such), and
+      * the same user or the same task (non-empty) had already failed with S in an earlier,
+        different episode of T / A (retries inside one episode are recoveries, not repeats).
+    Only F with `since_ms <= failed_ms < until_ms` are returned. Rows: `tenant, agent, signature,
+    episode_id, call_id, user, task, failed_ms, learned_ms, same_user, same_task`. SQL:
+    `_REPEAT_FAILURES` in this module (`fails` and `learned` CTEs, then a self-join of `fails`).
+    """
+    return _rows(client, _REPEAT_FAILURES, {"since": since_ms, "until": until_ms})
+
+
+def outcomes_by_snapshot(client: Client) -> Rows:
+    """Episode outcomes per behavior snapshot ('' = episodes run without one).
+
+    Rows: `snapshot_id, episodes, successes, failures, abandoned, success_rate`, counting
+    episodes that have ended. It is the view `outcomes_by_snapshot_v1`:
+
+        SELECT ifNull(snapshot_id, '') AS snapshot_id, count() AS episodes,
+               countIf(outcome = 'success') AS successes,
+               countIf(outcome = 'failure') AS failures,
+               countIf(outcome = 'abandoned') AS abandoned,
+               successes / episodes AS success_rate
+        FROM episodes_final_v1 WHERE outcome IS NOT NULL GROUP BY snapshot_id
+    """
+    return _rows(client, _OUTCOMES_BY_SNAPSHOT, {})
+
+
+def learning_curve(
+    client: Client, agent: str, bucket_seconds: int, tenant: str | None = None
+) -> Rows:
+    """Success rate of one agent's ended episodes per time bucket (by end time): is it learning?
+
+    Rows: `bucket_ms, episodes, successes, success_rate`, oldest first; empty buckets are absent.
+    Optionally restricted to one tenant. SQL:
+
+        SELECT intDiv(ended_ms, {bucket_ms:Int64}) * {bucket_ms:Int64} AS bucket_ms,
+               count() AS episodes, countIf(outcome = 'success') AS successes,
+               successes / episodes AS success_rate
+        FROM episodes_final_v1
+        WHERE agent = {agent:String} AND outcome IS NOT NULL AND ended_ms IS NOT NULL
+          [AND tenant = {tenant:String}]
+        GROUP BY bucket_ms ORDER BY bucket_ms
+    """
+    if bucket_seconds < 1:
+        raise ValueError("bucket_seconds must be >= 1")
+    parameters: dict[str, Any] = {"agent": agent, "bucket_ms": bucket_seconds * 1000}
+    tenant_filter = ""
+    if tenant is not None:
+        tenant_filter = " AND tenant = {tenant:String}"
+        parameters["tenant"] = tenant
+    return _rows(client, _LEARNING_CURVE.format(tenant_filter=tenant_filter), parameters)

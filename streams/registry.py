@@ -1,0 +1,30 @@
+"""Confluent Schema Registry adapter for the codec, used when a registry URL is configured."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from schemas.codec import Codec
+
+
+class ConfluentRegistry:
+    """The two calls `schemas.codec.SchemaRegistry` needs, on confluent-kafka's client."""
+
+    def __init__(self, url: str) -> None:
+        # imported only when a registry is configured: the client pulls in several HTTP/auth libs
+        from confluent_kafka.schema_registry import SchemaRegistryClient
+
+        self._client: Any = SchemaRegistryClient({"url": url})
+
+    def register(self, subject: str, schema_json: str) -> int:
+        from confluent_kafka.schema_registry import Schema
+
+        return int(self._client.register_schema(subject, Schema(schema_json, "AVRO")))
+
+    def schema_json(self, schema_id: int) -> str:
+        return str(self._client.get_schema(schema_id).schema_str)
+
+
+def codec_for(registry_url: str) -> Codec:
+    """Single-object encoding without a registry; Confluent framing with one."""
+    return Codec(ConfluentRegistry(registry_url) if registry_url else None)

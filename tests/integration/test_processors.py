@@ -1,0 +1,160 @@
+"""The stream processors on the real broker: real data, crash recovery, dead letters."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import random
+import signal
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import Producer
+
+from kaizen.cli import main as kaizen_main
+from kaizen.importers.react_log import parse_react_log
+from kaizen.importers.run import import_episodes
+from schemas import model
+from streams.latest import latest_experiences
+from streams.replay import Bounds, TopicReader
+from streams.topics import Topics
+from tests.integration.kafka_helpers import make_recorder, make_topics
+from tests.integration.workers import start_worker, stop_worker, wait_until_stable, worker_env
+
+SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
+BASE_LOG = SHARED / "reflexion" / "hotpotqa_react" / "base_100q_5trials.txt"
+
+
+def _experience_view(bootstrap: str, topics: Topics) -> dict[str, tuple[Any, ...]]:
+    return {
+        x.experience_id: (x.version, x.support_episodes, x.support_users, x.status, x.guidance,
+                          tuple(sorted((e.episode_id, e.offset) for e in x.evidence)))
+        for x in latest_experiences(bootstrap, topics.experiences)
+    }
+
+
+def _pattern_view(bootstrap: str, topics: Topics) -> dict[tuple[str, str, int], tuple[Any, ...]]:
+    newest: dict[tuple[str, str, int], tuple[Any, ...]] = {}
+    for record in TopicReader(bootstrap, topics.patterns, Bounds()).records():
+        p = record.event
+        if isinstance(p, model.Pattern):
+            key = (p.agent, p.signature, p.window_start)
+            # tool_calls is left out: an update carries the calls seen when its failure was
+            # folded, and the repartitioned stream interleaves episode partitions in no fixed order
+            value = (p.failures, p.sessions, p.users, p.tenants)
+            newest[key] = max(newest.get(key, value), value)
+    return newest
+
+
+def _is_quoted_search_lesson(x: model.Experience) -> bool:
+    changes = x.patch.changes if x.patch else []
+    return x.kind == "recovery" and any(
+        c.op == "reformat" and c.rule == "strip_quotes" and c.argument == "query" for c in changes
+    )
+
+
+def test_real_react_logs_yield_the_quoted_search_lesson(
+    kafka_broker: Any, unique_topic_prefix: str, tmp_path: Path
+) -> None:
+    topics = make_topics(kafka_broker.bootstrap, unique_topic_prefix)
+    recorder = make_recorder(kafka_broker.bootstrap, topics, tmp_path)
+    summary = import_episodes(parse_react_log(BASE_LOG), recorder, base_time_ms=1_700_000_000_000,
+                              progress=False)
+    assert recorder.flush(60) == 0
+    recorder.close()
+    assert summary.episodes > 300
+
+    env = worker_env(kafka_broker.bootstrap, unique_topic_prefix, tmp_path / "home")
+    worker = start_worker(env, tmp_path / "worker.log")
+    try:
+        lessons = wait_until_stable(
+            lambda: [x for x in latest_experiences(kafka_broker.bootstrap, topics.experiences)
+                     if _is_quoted_search_lesson(x)],
+            ready=lambda found: bool(found) and found[0].support_episodes >= 10,
+        )
+    finally:
+        stop_worker(worker)
+    lesson = max(lessons, key=lambda x: x.support_episodes)
+    assert lesson.status == "proposed"
+    assert len({e.episode_id for e in lesson.evidence}) == lesson.support_episodes
+    assert "quote" in lesson.guidance.lower()
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), _env(env):
+        assert kaizen_main(["experiences", "list", "--limit", "0"]) == 0
+    assert lesson.experience_id[:12] in out.getvalue()
+
+
+@contextlib.contextmanager
+def _env(env: dict[str, str]) -> Any:
+    import os
+
+    saved = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def _record_drifting_fleet(recorder: Any, episodes: int, seed: int) -> None:
+    """Episodes that hit an API change (renamed argument) and recover, plus transient errors."""
+    rng = random.Random(seed)
+    for i in range(episodes):
+        user = f"user{rng.randrange(6)}"
+        with recorder.episode(f"check order {i} status", user=user, task_type="orders",
+                              episode_id=f"ep-{i}", occurred_at=1_700_000_000_000 + i * 500) as ep:
+            t = 1_700_000_000_000 + i * 500
+            if rng.random() < 0.6:
+                ep.tool_call("orders.get", {"order": i}, occurred_at=t + 1)
+                ep.tool_result("orders.get", ok=False, error=f"400: unknown field 'order' ({i})",
+                               occurred_at=t + 2)
+            ep.tool_call("orders.get", {"order_id": i}, occurred_at=t + 3)
+            ok = rng.random() < 0.9
+            ep.tool_result("orders.get", ok=ok, error=None if ok else "503 Service Unavailable",
+                           occurred_at=t + 4)
+            ep.end(success=ok, occurred_at=t + 5)
+
+
+def test_a_worker_killed_mid_stream_ends_with_the_same_learning_as_an_uninterrupted_one(
+    kafka_broker: Any, tmp_path: Path
+) -> None:
+    bootstrap = kafka_broker.bootstrap
+    views = []
+    for run, kill in (("steady", False), ("killed", True)):
+        prefix = f"t{random.getrandbits(40):x}{run}"
+        topics = make_topics(bootstrap, prefix)
+        recorder = make_recorder(bootstrap, topics, tmp_path / run)
+        _record_drifting_fleet(recorder, 400, seed=11)
+        assert recorder.flush(60) == 0
+        recorder.close()
+        garbage = Producer({"bootstrap.servers": bootstrap})
+        garbage.produce(topics.episodes, b"not avro at all", b"junk", partition=0)
+        garbage.flush(10)
+
+        env = worker_env(bootstrap, prefix, tmp_path / run / "home")
+        worker = start_worker(env, tmp_path / f"{run}.log")
+        if kill:
+            wait_until_stable(lambda t=topics: len(_experience_view(bootstrap, t)), settle=0.0,
+                              ready=lambda n: n > 0)  # some learning has happened
+            stop_worker(worker, signal.SIGKILL)
+            worker = start_worker(env, tmp_path / f"{run}.log")
+        try:
+            view = wait_until_stable(
+                lambda t=topics: (_experience_view(bootstrap, t), _pattern_view(bootstrap, t)),
+                ready=lambda v: bool(v[0]) and bool(v[1]),
+            )
+        finally:
+            stop_worker(worker)
+        letters = [r.event for r in TopicReader(bootstrap, topics.deadletter, Bounds()).records()]
+        assert [(d.source_partition, d.error_type) for d in letters] == [(0, "DecodeError")]
+        assert letters[0].value == b"not avro at all"
+        views.append(view)
+    for steady, killed in zip(views[0], views[1], strict=True):
+        differing = {k: (steady.get(k), killed.get(k)) for k in steady.keys() | killed.keys()
+                     if steady.get(k) != killed.get(k)}
+        assert differing == {}
+    experiences = views[0][0]
+    assert any(v[3] == "proposed" for v in experiences.values())

@@ -1,0 +1,53 @@
+"""Run `kaizen process` workers as real subprocesses against the session broker."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+def worker_env(bootstrap: str, prefix: str, home: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KAIZEN_")}
+    env.update(KAIZEN_KAFKA_BOOTSTRAP=bootstrap, KAIZEN_TOPIC_PREFIX=prefix,
+               KAIZEN_HOME=str(home), KAIZEN_LOG_FORMAT="json", **extra)
+    return env
+
+
+def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with open(log, "ab") as out:
+        return subprocess.Popen([sys.executable, "-m", "kaizen.cli", "process"], env=env,
+                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def stop_worker(worker: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
+    if worker.poll() is None:
+        os.killpg(worker.pid, sig)
+        try:
+            worker.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait(10)
+
+
+def wait_until_stable(read: Callable[[], T], *, settle: float = 6.0, timeout: float = 180.0,
+                      ready: Callable[[T], bool] = bool) -> T:
+    """Poll `read()` until it is `ready` and has not changed for `settle` seconds."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    since = time.monotonic()
+    while time.monotonic() < deadline:
+        value = read()
+        if value != last:
+            last, since = value, time.monotonic()
+        elif ready(value) and time.monotonic() - since >= settle:
+            return value
+        time.sleep(1.0)
+    raise AssertionError(f"output did not settle within {timeout}s; last: {str(last)[:500]}")
