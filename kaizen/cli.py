@@ -42,6 +42,12 @@ def _experiences(args: argparse.Namespace, settings: Settings) -> int:
     return list_experiences(args, settings)
 
 
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    from kaizen.service import serve
+
+    return serve(settings, processors=not args.no_processors)
+
+
 def _demo(args: argparse.Namespace, settings: Settings) -> int:
     from kaizen.demo import run
 
@@ -113,6 +119,15 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("--wide", action="store_true", help="full guidance text")
     listing.add_argument("--format", choices=["table", "json"], default="table")
     listing.set_defaults(handler=_experiences)
+
+    serve = sub.add_parser("serve", help="sinks + processors + HTTP API in one process")
+    serve.add_argument("--no-processors", action="store_true",
+                       help="processors run elsewhere (`kaizen process` workers)")
+    serve.set_defaults(handler=_serve)
+
+    from kaizen.analytics_cli import add_parser as add_analytics
+
+    add_analytics(sub)
 
     demo = sub.add_parser("demo", help="run the main job on the local stack")
     demo.add_argument("--episodes", type=int, default=20)

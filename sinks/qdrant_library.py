@@ -103,6 +103,11 @@ class ExperienceLibrary:
             client.close()
             raise
 
+    @property
+    def embedder(self) -> Embedder:
+        """The embedder the library's vectors come from (recall must embed queries with it)."""
+        return self._embedder
+
     def close(self) -> None:
         """Release the client (and the local directory's lock)."""
         self._client.close()

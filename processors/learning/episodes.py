@@ -305,7 +305,8 @@ def _recoveries(
     remaining: list[PendingFailure] = []
     for failure in state.failures:
         same_tool = failure.tool == result.tool_name
-        if not same_tool and failure.next_call_id != result.call_id:
+        substitute = failure.next_call_id == result.call_id and _shares_arguments(failure, call)
+        if not same_tool and not substitute:
             remaining.append(failure)
             continue
         patch = diff_arguments(
@@ -320,6 +321,17 @@ def _recoveries(
         signals.append(_signal(state, "recovery", item, key=failure.seq, **fields))
     state.failures = remaining
     return signals
+
+
+def _shares_arguments(failure: PendingFailure, call: OpenCall) -> bool:
+    """A substitute tool does the failed tool's job, so it takes some of the same arguments (by
+    name or by value); a call that shares none (e.g. `Finish[answer]` after a failed `Search`) is
+    the agent moving on, not a recovery."""
+    failed, working = _arguments(failure.arguments_json), _arguments(call.arguments_json)
+    values = {json.dumps(v, sort_keys=True) for v in failed.values()}
+    return bool(failed.keys() & working.keys()) or any(
+        json.dumps(v, sort_keys=True) in values for v in working.values()
+    )
 
 
 def _on_feedback(

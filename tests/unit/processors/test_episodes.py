@@ -192,7 +192,7 @@ def test_only_the_very_next_call_can_be_a_substitute() -> None:
             failed("c1", "web_search"),
             call("c2", "calculator", {"x": 1}),
             failed("c2", "calculator"),
-            call("c3", "wiki", {"title": "kafka"}),
+            call("c3", "wiki", {"title": "kafka", "x": 1}),
             worked("c3", "wiki"),
         )
     )
@@ -203,6 +203,18 @@ def test_only_the_very_next_call_can_be_a_substitute() -> None:
         ("failure", "calculator"),
         ("recovery", "calculator"),
     ]
+
+
+def test_a_next_call_sharing_no_argument_is_moving_on_not_a_substitute() -> None:
+    _, signals = run(
+        script(
+            call("c1", "Search", {"query": "Milhouse"}),
+            failed("c1", "Search", "Could not find [Milhouse]."),
+            call("c2", "Finish", {"answer": "Matt Groening"}),
+            worked("c2", "Finish"),
+        )
+    )
+    assert [s.kind for s in signals] == ["failure"]
 
 
 def test_each_failure_is_recovered_once() -> None:

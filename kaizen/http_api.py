@@ -1,0 +1,99 @@
+"""The HTTP API of `kaizen serve` (stdlib server, JSON in and out, bound to 127.0.0.1 by default).
+
+    GET  /health
+    POST /recall        {"task", "agent", "tenant", "user"?, "tools"?, "k"?}
+    GET  /experiences   ?tenant=&agent=
+    GET  /analytics/<failures|signatures|repeats|snapshots|curve>?by=&since=&until=&hours=&agent=
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs, urlparse
+
+from kaizen.recall import recall_from_index
+from kaizen.settings import Settings
+from sinks import analytics
+
+if TYPE_CHECKING:
+    from kaizen.service import Stores
+
+ANALYTICS = ("failures", "signatures", "repeats", "snapshots", "curve")
+
+
+def run_analytics(stores: Stores, name: str, params: dict[str, str]) -> list[dict[str, Any]]:
+    """One analytics query by name; the same function serves the CLI and the API."""
+    since = int(params.get("since", 0))
+    until = int(params.get("until", analytics.END_OF_TIME))
+    client = stores.clickhouse.client
+    with stores.lock:
+        if name == "failures":
+            by = params.get("by", "tool")
+            return analytics.failure_rate(client, by, since, until)  # type: ignore[arg-type]
+        if name == "signatures":
+            now = int(params.get("now", time.time() * 1000))
+            return analytics.new_signatures(client, int(params.get("hours", 24)), now)
+        if name == "repeats":
+            return analytics.repeat_failures(client, since, until)
+        if name == "snapshots":
+            return analytics.outcomes_by_snapshot(client)
+        if name == "curve":
+            return analytics.learning_curve(client, params["agent"],
+                                            int(params.get("bucket", 60)), params.get("tenant"))
+    raise KeyError(name)
+
+
+def make_server(host: str, port: int, stores: Stores, settings: Settings) -> ThreadingHTTPServer:
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib name
+            return
+
+        def _reply(self, status: int, body: Any) -> None:
+            data = json.dumps(body, default=str).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_GET(self) -> None:  # noqa: N802 - stdlib name
+            url = urlparse(self.path)
+            params = {k: v[-1] for k, v in parse_qs(url.query).items()}
+            parts = [p for p in url.path.split("/") if p]
+            try:
+                if parts == ["health"]:
+                    self._reply(200, {"ok": True, "experiences": len(stores.index)})
+                elif len(parts) == 2 and parts[0] == "analytics" and parts[1] in ANALYTICS:
+                    self._reply(200, {"rows": run_analytics(stores, parts[1], params)})
+                elif parts == ["experiences"]:
+                    found = stores.library.scroll(tenant=params.get("tenant"),
+                                                  agent=params.get("agent"))
+                    self._reply(200, {"experiences": [_experience_json(e.experience)
+                                                      for e in found]})
+                else:
+                    self._reply(404, {"error": f"no such endpoint: {url.path}"})
+            except (KeyError, ValueError) as error:
+                self._reply(HTTPStatus.BAD_REQUEST, {"error": f"bad request: {error}"})
+
+        def do_POST(self) -> None:  # noqa: N802 - stdlib name
+            if urlparse(self.path).path != "/recall":
+                self._reply(404, {"error": "no such endpoint"})
+                return
+            try:
+                length = int(self.headers.get("Content-Length", 0))
+                body = json.loads(self.rfile.read(length) or b"{}")
+                self._reply(200, recall_from_index(stores.index, body))
+            except (KeyError, ValueError, TypeError) as error:
+                self._reply(HTTPStatus.BAD_REQUEST, {"error": f"bad request: {error}"})
+
+    return ThreadingHTTPServer((host, port), Handler)
+
+
+def _experience_json(experience: Any) -> dict[str, Any]:
+    from streams.replay import event_as_dict
+
+    return event_as_dict(experience)

@@ -1,0 +1,153 @@
+"""`kaizen serve`: the one process that owns the embedded stores.
+
+It runs the sinks (Kafka -> ClickHouse, Qdrant, recall index), optionally the stream processors
+(as a child `kaizen process`), and an HTTP API on 127.0.0.1 for recall, analytics and experiences.
+Embedded chdb and Qdrant local mode allow one process per data dir, so everything that needs the
+stores in embedded mode goes through this process.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+
+from kaizen.settings import Settings
+from processors.learning.signatures import error_signature
+from sinks.base import Sink
+from sinks.clickhouse import ClickHouseSink
+from sinks.library_sink import LibrarySink
+from sinks.qdrant_library import ExperienceLibrary
+from sinks.recall_index import RecallIndex
+from streams.admin import create_topics
+from streams.consumer import EventConsumer
+from streams.topics import Topics
+
+log = structlog.get_logger(__name__)
+
+
+def open_library(settings: Settings) -> ExperienceLibrary:
+    if settings.qdrant_url:
+        key = settings.qdrant_api_key.get_secret_value() if settings.qdrant_api_key else None
+        return ExperienceLibrary.open(url=settings.qdrant_url, api_key=key)
+    settings.home.mkdir(parents=True, exist_ok=True)
+    return ExperienceLibrary.open(path=settings.qdrant_path)
+
+
+def open_clickhouse(settings: Settings) -> ClickHouseSink:
+    if not settings.clickhouse_url:
+        (settings.home / "clickhouse").mkdir(parents=True, exist_ok=True)
+    sink = ClickHouseSink(settings.clickhouse_dsn, signature_of=error_signature)
+    sink.setup()
+    return sink
+
+
+@dataclass
+class Stores:
+    """The stores of one service; `lock` serializes use of the ClickHouse client across threads."""
+
+    clickhouse: ClickHouseSink
+    library: ExperienceLibrary
+    index: RecallIndex
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @classmethod
+    def open(cls, settings: Settings) -> Stores:
+        library = open_library(settings)
+        return cls(open_clickhouse(settings), library, RecallIndex(library.embedder))
+
+    def close(self) -> None:
+        self.clickhouse.close()
+        self.library.close()
+
+
+class SinkRunner:
+    """Consumes every topic and feeds the sinks; commits only after a successful flush."""
+
+    def __init__(self, settings: Settings, stores: Stores) -> None:
+        topics = Topics(settings.topic_prefix)
+        self.consumer = EventConsumer(
+            settings.bootstrap, f"{settings.topic_prefix}-sinks-v1",
+            [topics.episodes, topics.signals, topics.patterns, topics.experiences,
+             topics.snapshots], topics.deadletter, "sinks",
+        )
+        self.library_sink = LibrarySink(stores.library, stores.index)
+        self.library_sink.setup()
+        self.stores = stores
+        self.sinks: list[Sink[Any]] = [stores.clickhouse, self.library_sink]
+        self.stop = threading.Event()
+        self.consumed = 0
+
+    def run(self) -> None:
+        try:
+            while not self.stop.is_set():
+                self.step()
+        finally:
+            self.flush()
+            self.consumer.close()
+
+    def step(self) -> None:
+        for item in self.consumer.poll():
+            for sink in self.sinks:
+                sink.add(item.event, item.position)
+            self.consumed += 1
+        if any(sink.due() for sink in self.sinks):
+            self.flush()
+
+    def flush(self) -> None:
+        """Flush every sink, then commit what all of them hold durably."""
+        with self.stores.lock:
+            results = [sink.flush() for sink in self.sinks]
+        offsets: dict[tuple[str, int], int] = {}
+        for result in results:
+            offsets.update(result)
+        self.consumer.commit(offsets)
+
+
+def start_processors(settings: Settings) -> subprocess.Popen[bytes]:
+    """The stream processors in a child process (faust wants its own event loop)."""
+    return subprocess.Popen([sys.executable, "-m", "kaizen.cli", "process"])
+
+
+def serve(settings: Settings, *, processors: bool = True, ready: threading.Event | None = None,
+          stop: threading.Event | None = None) -> int:
+    """Run until interrupted (or `stop` is set)."""
+    from kaizen.http_api import make_server
+
+    create_topics(settings.bootstrap, settings.topic_prefix, settings.topic_partitions)
+    stores = Stores.open(settings)
+    runner = SinkRunner(settings, stores)
+    child = start_processors(settings) if processors else None
+    server = make_server(settings.http_host, settings.http_port, stores, settings)
+    threads = [threading.Thread(target=runner.run, name="kaizen-sinks", daemon=True),
+               threading.Thread(target=server.serve_forever, name="kaizen-http", daemon=True)]
+    for thread in threads:
+        thread.start()
+    log.info("kaizen serving", http=f"http://{settings.http_host}:{server.server_port}",
+             processors=bool(child), clickhouse=settings.clickhouse_url or "embedded",
+             qdrant=settings.qdrant_url or "embedded")
+    if ready is not None:
+        ready.set()
+    try:
+        while not (stop and stop.is_set()):
+            time.sleep(0.2)
+            if child is not None and child.poll() is not None:
+                log.error("processors exited; restarting", code=child.returncode)
+                child = start_processors(settings)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.shutdown()
+        runner.stop.set()
+        threads[0].join(30)
+        if child is not None:
+            child.terminate()
+            child.wait(30)
+        stores.close()
+    return 0
+
