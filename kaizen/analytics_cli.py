@@ -56,8 +56,18 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     try:
         rows = _from_service(settings, args.name, params)
+    except urllib.error.HTTPError as error:
+        print(f"kaizen analytics: {error.read().decode(errors='replace')}", file=sys.stderr)
+        return 2
     except urllib.error.URLError:
-        rows = _direct(settings, args.name, params)
+        try:
+            rows = _direct(settings, args.name, params)
+        except Exception as error:  # chdb / qdrant report a held data dir in several ways
+            print(f"kaizen analytics: no service at {settings.http_host}:{settings.http_port} "
+                  f"and the embedded stores under {settings.home} could not be opened ({error}); "
+                  "is another process using them? Start `kaizen serve` and retry.",
+                  file=sys.stderr)
+            return 1
     if args.format == "json":
         for row in rows:
             print(json.dumps(row, default=str))

@@ -21,9 +21,12 @@ def worker_env(bootstrap: str, prefix: str, home: Path, **extra: str) -> dict[st
     return env
 
 
-def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+def start_worker(
+    env: dict[str, str], log: Path, command: str = "process"
+) -> subprocess.Popen[bytes]:
+    """`kaizen process` (or `serve`) in its own process group, so stopping it stops its children."""
     with open(log, "ab") as out:
-        return subprocess.Popen([sys.executable, "-m", "kaizen.cli", "process"], env=env,
+        return subprocess.Popen([sys.executable, "-m", "kaizen.cli", command], env=env,
                                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
 
 
