@@ -62,6 +62,9 @@ class Processors:
         self._outputs: dict[str, faust.TopicT] = {}
         self._watermarks: dict[int, int] = {}
         self._last_scan: dict[int, int] = {}
+        # per partition: episode id -> (last event time, closed); rebuilt from the table after a
+        # (re)start, so the idle scan never has to decode every stored episode
+        self._activity: dict[int, dict[str, tuple[int, bool]]] = {}
         self._build()
 
     def _topic(self, name: str, internal: bool = False) -> faust.TopicT:
@@ -97,6 +100,7 @@ class Processors:
                 continue
             result = self.router.assemble(self.episodes.get(decoded.episode_id), record, decoded)
             self._store(self.episodes, decoded.episode_id, result)
+            self._note_activity(record.partition, decoded.episode_id, result)
             await self._send(result.outgoing)
             await self._close_idle(record.partition, decoded.occurred_at)
             yield None
@@ -109,13 +113,37 @@ class Processors:
         if watermark - self._last_scan.get(partition, 0) < self.config.idle_scan_ms:
             return
         self._last_scan[partition] = watermark
-        for episode_id, state in list(self.episodes.items()):
-            if state is None or state.get("partition") != partition:
+        activity = self._partition_activity(partition)
+        cfg = self.config
+        due = [episode_id for episode_id, (last, closed) in activity.items()
+               if last <= watermark - (cfg.linger_ms if closed else cfg.idle_ms)]
+        for episode_id in due:
+            state = self.episodes.get(episode_id)
+            if state is None:
+                activity.pop(episode_id, None)
                 continue
             result = self.router.close_idle(state, watermark)
             if result.state != state:
                 self._store(self.episodes, episode_id, result)
+            self._note_activity(partition, episode_id, result)
             await self._send(result.outgoing)
+
+    def _partition_activity(self, partition: int) -> dict[str, tuple[int, bool]]:
+        if partition not in self._activity:
+            self._activity[partition] = {
+                episode_id: (state["episode"]["last_event_at"], state["episode"]["closed"])
+                for episode_id, state in self.episodes.items()
+                if state is not None and state.get("partition") == partition
+            }
+        return self._activity[partition]
+
+    def _note_activity(self, partition: int, episode_id: str, result: Result) -> None:
+        activity = self._partition_activity(partition)
+        if result.state is None:
+            activity.pop(episode_id, None)
+        else:
+            episode = result.state["episode"]
+            activity[episode_id] = (episode["last_event_at"], episode["closed"])
 
     async def _aggregate(self, stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
         async for event in stream.events():

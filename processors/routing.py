@@ -100,6 +100,7 @@ class Router:
         new_state, signals = episodes.apply_event(current, positioned)
         out = self.signal_outputs(signals)
         if isinstance(event.payload, model.ToolResult):
+            # Forwarded as it arrives (duplicates, out-of-seq order): patterns dedupe by event id.
             out.append(Outgoing(self.config.internal(TOOL_RESULTS_TOPIC), event.agent.encode(),
                                 record.value))
         return Result({"partition": record.partition, "episode": new_state.to_dict()}, out)

@@ -8,7 +8,17 @@ windows, and a status (`new`, `spiking` or `steady`) that flags an API that just
 
 Time is event time (`occurred_at`), never the wall clock, and every id is derived from content, so
 replaying the log produces exactly the patterns live processing produced. Re-delivered events are
-recognised by their event id and change nothing.
+recognised by their event id and change nothing. The event ids of open windows are kept, not a
+smaller per-episode "highest seq seen": the assemble step forwards each tool result as it ARRIVES
+(`processors/routing.py`), duplicates and out-of-seq arrivals included (the Recorder's spool can
+reorder; only `episodes.apply_event` restores seq order, internally), so a max-seq check would
+drop late-but-new results.
+
+Cost. Folding one event is O(1) in the number of events in the windows: the id and distinct-value
+sets are insertion-ordered dicts (membership O(1); `to_dict` writes them in arrival order without
+sorting, so a state restored from JSON serializes identically), and only moving the watermark
+walks the windows, of which at most `history_windows + 1` exist. The baseline walks those same
+few windows per failure. The state itself is O(events of the open windows).
 
 Windows and lateness. The watermark is the newest window seen. Events of the watermark window and
 of the `late_windows` windows before it are accepted ("open" windows keep the sets needed to count
@@ -48,17 +58,17 @@ class SignatureWindow:
 
     tool: str
     failures: int = 0
-    episodes: set[str] = field(default_factory=set)
-    users: set[str] = field(default_factory=set)
-    tenants: set[str] = field(default_factory=set)
+    episodes: dict[str, None] = field(default_factory=dict)
+    users: dict[str, None] = field(default_factory=dict)
+    tenants: dict[str, None] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "tool": self.tool,
             "failures": self.failures,
-            "episodes": sorted(self.episodes),
-            "users": sorted(self.users),
-            "tenants": sorted(self.tenants),
+            "episodes": list(self.episodes),
+            "users": list(self.users),
+            "tenants": list(self.tenants),
         }
 
     @classmethod
@@ -66,9 +76,9 @@ class SignatureWindow:
         return cls(
             tool=d["tool"],
             failures=d["failures"],
-            episodes=set(d["episodes"]),
-            users=set(d["users"]),
-            tenants=set(d["tenants"]),
+            episodes=dict.fromkeys(d["episodes"]),
+            users=dict.fromkeys(d["users"]),
+            tenants=dict.fromkeys(d["tenants"]),
         )
 
 
@@ -78,15 +88,15 @@ class Window:
 
     tool_calls: dict[str, int] = field(default_factory=dict)
     signatures: dict[str, SignatureWindow] = field(default_factory=dict)
-    event_ids: set[str] = field(default_factory=set)
+    event_ids: dict[str, None] = field(default_factory=dict)
     closed: bool = False
 
     def close(self) -> None:
         """Drop the sets: a closed window only serves the baseline, which needs counts alone."""
         self.closed = True
-        self.event_ids = set()
+        self.event_ids = {}
         for sig in self.signatures.values():
-            sig.episodes, sig.users, sig.tenants = set(), set(), set()
+            sig.episodes, sig.users, sig.tenants = {}, {}, {}
 
     def rate(self, signature: str, tool: str) -> float | None:
         """Failure rate of `signature` among calls of `tool`; None if the tool was not called."""
@@ -100,7 +110,7 @@ class Window:
         return {
             "tool_calls": dict(sorted(self.tool_calls.items())),
             "signatures": {k: v.to_dict() for k, v in sorted(self.signatures.items())},
-            "event_ids": sorted(self.event_ids),
+            "event_ids": list(self.event_ids),
             "closed": self.closed,
         }
 
@@ -109,7 +119,7 @@ class Window:
         return cls(
             tool_calls=dict(d["tool_calls"]),
             signatures={k: SignatureWindow.from_dict(v) for k, v in d["signatures"].items()},
-            event_ids=set(d["event_ids"]),
+            event_ids=dict.fromkeys(d["event_ids"]),
             closed=d["closed"],
         )
 
@@ -187,7 +197,7 @@ def apply_tool_result(
     window = _open_window(state, start, history_windows, late_windows)
     if window is None or event.event_id in window.event_ids:
         return state, []
-    window.event_ids.add(event.event_id)
+    window.event_ids[event.event_id] = None
     tool = payload.tool_name
     window.tool_calls[tool] = window.tool_calls.get(tool, 0) + 1
     if payload.ok:
@@ -228,10 +238,10 @@ def _count_failure(
 ) -> None:
     sig = window.signatures.setdefault(signature, SignatureWindow(tool=tool))
     sig.failures += 1
-    sig.episodes.add(event.episode_id)
-    sig.tenants.add(event.tenant)
+    sig.episodes[event.episode_id] = None
+    sig.tenants[event.tenant] = None
     if event.user is not None:
-        sig.users.add(event.user)
+        sig.users[event.user] = None
     at = event.occurred_at
     state.first_seen[signature] = min(state.first_seen.get(signature, at), at)
     state.last_seen[signature] = max(state.last_seen.get(signature, at), at)

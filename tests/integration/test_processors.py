@@ -76,7 +76,14 @@ def test_real_react_logs_yield_the_quoted_search_lesson(
         stop_worker(worker)
     lesson = max(lessons, key=lambda x: x.support_episodes)
     assert lesson.status == "proposed"
-    assert len({e.episode_id for e in lesson.evidence}) == lesson.support_episodes
+    # A version carries at most EVIDENCE_PER_VERSION entries: the lineage is the union over all
+    # versions of the experience, and it covers exactly the lesson's support.
+    versions = [r.event for r in TopicReader(kafka_broker.bootstrap, topics.experiences,
+                                             Bounds()).records()
+                if isinstance(r.event, model.Experience)
+                and r.event.experience_id == lesson.experience_id]
+    lineage = {e.episode_id for x in versions if x.version <= lesson.version for e in x.evidence}
+    assert len(lineage) == lesson.support_episodes
     assert "quote" in lesson.guidance.lower()
 
     out = io.StringIO()

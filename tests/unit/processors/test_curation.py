@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from processors.learning.curation import (
+    EVIDENCE_PER_VERSION,
     EXPERIENCE_NAMESPACE,
     CurationState,
     apply_signal,
@@ -70,6 +71,11 @@ def run(
     return states, out
 
 
+def lineage(experiences: Iterable[Experience]) -> dict[str, Evidence]:
+    """The union of evidence over all versions, by episode: the full lineage of the lessons."""
+    return {e.episode_id: e for x in experiences for e in x.evidence}
+
+
 def snapshot(states: dict[str, CurationState]) -> str:
     return json.dumps({k: v.to_dict() for k, v in sorted(states.items())}, sort_keys=True)
 
@@ -92,9 +98,11 @@ def test_same_lesson_from_many_episodes_is_one_experience_with_growing_support()
     assert [e.support_users for e in out] == [1, 1, 2, 3, 3]
     assert [e.status for e in out] == ["candidate"] + ["proposed"] * 4
     last = out[-1]
-    assert last.evidence == [
+    expected = [
         Evidence(s.episode_id, s.source_partition, s.source_offset, s.user) for s in signals
     ]
+    assert last.evidence == expected[-1:] + expected[:-1]  # the cause first, then by time
+    assert lineage(out) == {e.episode_id: e for e in expected}
     assert last.occurred_at == signals[-1].occurred_at
     assert (last.kind, last.tool, last.patch, last.user) == ("recovery", "Search", STRIP, None)
     assert last.trigger.signature == QUOTED and last.trigger.example_task == "task of ep0"
@@ -103,6 +111,61 @@ def test_same_lesson_from_many_episodes_is_one_experience_with_growing_support()
         str(uuid.uuid5(EXPERIENCE_NAMESPACE, f"{last.experience_id}/{v}")) for v in range(1, 6)
     ]
     assert len(last.experience_id) == 32 and int(last.experience_id, 16) >= 0
+
+
+def test_a_widely_supported_lesson_spreads_its_lineage_over_bounded_versions() -> None:
+    signals = [
+        signal("recovery", f"ep{i:03}", T0 + (i * 7919) % 500 * 10, patch=STRIP, user=f"u{i % 40}")
+        for i in range(500)
+    ]
+    _, out = run(signals)
+    assert len(out) == 500 and len({e.experience_id for e in out}) == 1
+    assert max(len(x.evidence) for x in out) == EVIDENCE_PER_VERSION == 32
+    assert set(lineage(out)) == {s.episode_id for s in signals}
+    assert [x.evidence[0].episode_id for x in out] == [s.episode_id for s in signals]
+    last = out[-1]
+    assert (last.support_episodes, last.support_users) == (500, 40)
+    newest = sorted(signals, key=lambda s: (s.occurred_at, s.episode_id))[-31:]
+    assert [e.episode_id for e in last.evidence[1:]] == [s.episode_id for s in newest]
+    assert last.occurred_at == max(s.occurred_at for s in signals)
+
+
+def test_a_pitfall_first_published_late_carries_all_its_unpublished_evidence() -> None:
+    signals = [signal("failure", f"ep{i}", T0 + i) for i in range(40)]
+    _, out = run(signals, min_support=40)
+    [pitfall] = out
+    assert pitfall.evidence[0].episode_id == "ep39"
+    assert {e.episode_id for e in pitfall.evidence} == {s.episode_id for s in signals}
+
+
+def test_only_the_first_recovery_lesson_of_a_key_touches_its_pitfalls() -> None:
+    states, _ = run([signal("failure", "ep1", T0), signal("failure", "ep2", T0 + 1)])
+    states, out = run([signal("recovery", "ep3", T0 + 2, patch=STRIP)], states)
+    assert [x.kind for x in out] == ["recovery", "pitfall"]
+    other_shape = replace_patch("x")
+    _, out = run([signal("recovery", "ep4", T0 + 3, patch=other_shape)], states)
+    assert [(x.kind, x.version) for x in out] == [("recovery", 1)]
+
+
+def test_a_version_1_state_is_read_with_its_compact_fields_derived() -> None:
+    signals = [
+        signal("recovery", f"ep{i}", T0 + 40 - i, patch=STRIP, user=f"u{i % 2}") for i in range(40)
+    ]
+    states, _ = run(signals)
+    [(key, state)] = states.items()
+    v2 = json.loads(json.dumps(state.to_dict()))
+    v1_groups = {}
+    for gid, g in v2["groups"].items():
+        entries = [
+            dict(episode_id=ep, user=u, partition=p, offset=o, occurred_at=at)
+            for ep, (u, p, o, at) in g["evidence"].items()
+        ]
+        rest = {k: v for k, v in g.items() if k not in ("users", "recent", "unpublished")}
+        v1_groups[gid] = {**rest, "evidence": entries}
+    restored = CurationState.from_dict({"version": 1, "key": key, "groups": v1_groups})
+    assert restored == state
+    with pytest.raises(ValueError, match="version"):
+        CurationState.from_dict({**v2, "version": 9})
 
 
 def test_the_same_lesson_learned_twice_has_the_same_id() -> None:
@@ -373,8 +436,19 @@ def test_restoring_mid_stream_gives_identical_outputs(steps: list, data: st.Data
 
 
 def final(experiences: list[Experience]) -> dict[str, Experience]:
-    """Last version of each experience, without what depends on emission order."""
-    return {e.experience_id: dataclasses.replace(e, event_id="", version=0) for e in experiences}
+    """Last version of each experience, without what depends on emission order (its evidence
+    starts with the entry whose signal came last)."""
+    return {
+        e.experience_id: dataclasses.replace(e, event_id="", version=0, evidence=[])
+        for e in experiences
+    }
+
+
+def lineages(experiences: list[Experience]) -> dict[str, dict[str, Evidence]]:
+    by_id: dict[str, list[Experience]] = defaultdict(list)
+    for x in experiences:
+        by_id[x.experience_id].append(x)
+    return {k: lineage(v) for k, v in by_id.items()}
 
 
 def interleave(signals: list[Signal], order: list[int]) -> list[Signal]:
@@ -395,3 +469,30 @@ def test_arrival_order_across_episodes_does_not_change_the_final_experiences(
     _, out = run(signals)
     _, shuffled = run(interleave(signals, order))
     assert final(shuffled) == final(out)
+    assert lineages(shuffled) == lineages(out)
+    latest = {x.experience_id: x for x in out}
+    assert {k: len(v) for k, v in lineages(out).items()} == {
+        k: x.support_episodes for k, x in latest.items()
+    }
+    assert all(len(x.evidence) <= EVIDENCE_PER_VERSION for x in out)
+
+
+def test_a_replacement_with_different_values_per_episode_is_not_proposed() -> None:
+    from schemas.model import ArgumentChange, ToolCallPatch
+
+    def recovery(episode: str, value: str) -> Signal:
+        patch = ToolCallPatch("Search", [ArgumentChange("replace", "query", value_json=value)])
+        return Signal(f"id-{episode}", 1_000 + len(episode), "t", "a", episode, "recovery",
+                      tool="Search", signature="Search: Could not find [<str>].", patch=patch)
+
+    state, varying = None, []
+    for episode, value in (("e1", '"Nick Park"'), ("e2", '"Alan Moore"'), ("e3", '"Dune"')):
+        state, out = apply_signal(state, recovery(episode, value), min_support=2)
+        varying += out
+    assert varying and all(x.status == "candidate" for x in varying)
+
+    state, constant = None, []
+    for episode in ("e1", "e2", "e3"):
+        state, out = apply_signal(state, recovery(episode, '"v2"'), min_support=2)
+        constant += out
+    assert constant[-1].status == "proposed"

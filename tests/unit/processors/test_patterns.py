@@ -276,3 +276,18 @@ def test_the_same_rate_as_before_stays_steady() -> None:
     last_window = [p for p in patterns if p.window_start == T0 + 4 * MIN]
     assert last_window[-1].failures == 4
     assert last_window[-1].status == "steady"
+
+
+def test_results_forwarded_out_of_seq_order_are_still_deduplicated_exactly() -> None:
+    """The assemble step forwards tool results as they arrive (the Recorder's spool reorders),
+    not in seq order: duplicates are recognised by event id, whatever order they come in."""
+
+    def at_seq(event_id: str, seq: int) -> EpisodeEvent:
+        payload = ToolResult(f"c{seq}", "search", ok=False, error="timeout")
+        return EpisodeEvent(event_id, T0 + seq, "acme", "bot", "ep-1", seq, payload, user="u1")
+
+    late, early = at_seq("e5", 5), at_seq("e3", 3)
+    state, out = run([late, early, late, early])
+    assert [p.failures for p in out] == [1, 2]
+    assert state is not None and state.windows[T0].tool_calls == {"search": 2}
+    assert list(state.to_dict()["windows"][str(T0)]["event_ids"]) == ["e5", "e3"]  # arrival order
