@@ -129,6 +129,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_analytics(sub)
 
+    from kaizen.snapshot_cli import add_parser as add_snapshots
+
+    add_snapshots(sub)
+
     demo = sub.add_parser("demo", help="run the main job on the local stack")
     demo.add_argument("--episodes", type=int, default=20)
     demo.set_defaults(handler=_demo)

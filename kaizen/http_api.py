@@ -4,6 +4,9 @@
     POST /recall        {"task", "agent", "tenant", "user"?, "tools"?, "k"?}
     GET  /experiences   ?tenant=&agent=
     GET  /analytics/<failures|signatures|repeats|snapshots|curve>?by=&since=&until=&hours=&agent=
+    GET  /snapshots     ?tenant=&agent=     (timeline and the active snapshot per scope)
+    POST /snapshots/<approve|reject|activate|rollback>
+                        {"tenant", "agent", "snapshot_id"?, "to_time_ms"?, "to_offset"?, "reason"?}
 """
 
 from __future__ import annotations
@@ -17,9 +20,12 @@ from urllib.parse import parse_qs, urlparse
 
 from kaizen.recall import recall_from_index
 from kaizen.settings import Settings
+from kaizen.snapshot_actions import Request, events_for
+from processors.learning.snapshots import SnapshotLog
 from sinks import analytics
 
 if TYPE_CHECKING:
+    from kaizen.behavior import Behavior
     from kaizen.service import Stores
 
 ANALYTICS = ("failures", "signatures", "repeats", "snapshots", "curve")
@@ -47,7 +53,24 @@ def run_analytics(stores: Stores, name: str, params: dict[str, str]) -> list[dic
     raise KeyError(name)
 
 
-def make_server(host: str, port: int, stores: Stores, settings: Settings) -> ThreadingHTTPServer:
+def snapshot_rows(log: SnapshotLog, scope: str | None = None) -> list[dict[str, Any]]:
+    """Every snapshot lifecycle event (of a scope), oldest first: the snapshot timeline."""
+    rows = []
+    for name, items in sorted(log.scopes.items()):
+        if scope is not None and name != scope:
+            continue
+        for item in items:
+            e = item.event
+            rows.append({"offset": item.offset, "occurred_at": e.occurred_at, "scope": name,
+                         "snapshot_id": e.snapshot_id, "action": e.action, "parent": e.parent_id,
+                         "size": len(e.members), "added": len(e.added), "removed": len(e.removed),
+                         "evaluator": e.evaluator, "verdict": e.verdict, "actor": e.actor,
+                         "reason": e.reason})
+    return sorted(rows, key=lambda r: r["offset"])
+
+
+def make_server(host: str, port: int, stores: Stores, settings: Settings,
+                behavior: Behavior | None = None) -> ThreadingHTTPServer:
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib name
             return
@@ -69,6 +92,13 @@ def make_server(host: str, port: int, stores: Stores, settings: Settings) -> Thr
                     self._reply(200, {"ok": True, "experiences": len(stores.index)})
                 elif len(parts) == 2 and parts[0] == "analytics" and parts[1] in ANALYTICS:
                     self._reply(200, {"rows": run_analytics(stores, parts[1], params)})
+                elif parts == ["snapshots"] and behavior is not None:
+                    scope = (f"{params['tenant']}/{params['agent']}"
+                             if "tenant" in params and "agent" in params else None)
+                    with behavior.lock:
+                        rows = snapshot_rows(behavior.log, scope)
+                        active = {name: behavior.log.active(name) for name in behavior.log.scopes}
+                    self._reply(200, {"events": rows, "active": active})
                 elif parts == ["experiences"]:
                     found = stores.library.scroll(tenant=params.get("tenant"),
                                                   agent=params.get("agent"))
@@ -80,7 +110,11 @@ def make_server(host: str, port: int, stores: Stores, settings: Settings) -> Thr
                 self._reply(HTTPStatus.BAD_REQUEST, {"error": f"bad request: {error}"})
 
         def do_POST(self) -> None:  # noqa: N802 - stdlib name
-            if urlparse(self.path).path != "/recall":
+            parts = [p for p in urlparse(self.path).path.split("/") if p]
+            if len(parts) == 2 and parts[0] == "snapshots" and behavior is not None:
+                self._snapshot_action(parts[1])
+                return
+            if parts != ["recall"]:
                 self._reply(404, {"error": "no such endpoint"})
                 return
             try:
@@ -89,6 +123,21 @@ def make_server(host: str, port: int, stores: Stores, settings: Settings) -> Thr
                 self._reply(200, recall_from_index(stores.index, body))
             except (KeyError, ValueError, TypeError) as error:
                 self._reply(HTTPStatus.BAD_REQUEST, {"error": f"bad request: {error}"})
+
+        def _snapshot_action(self, action: str) -> None:
+            assert behavior is not None
+            try:
+                length = int(self.headers.get("Content-Length", 0))
+                body = json.loads(self.rfile.read(length) or b"{}")
+                request = Request(action, body["tenant"], body["agent"], body.get("snapshot_id"),
+                                  body.get("to_time_ms"), body.get("to_offset"),
+                                  body.get("actor", "api"), body.get("reason"))
+                with behavior.lock:
+                    events = events_for(behavior.log, request)
+                behavior.publish(events)
+                self._reply(200, {"events": [e.event_id for e in events]})
+            except (KeyError, ValueError, TypeError) as error:
+                self._reply(HTTPStatus.BAD_REQUEST, {"error": str(error)})
 
     return ThreadingHTTPServer((host, port), Handler)
 

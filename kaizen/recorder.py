@@ -13,7 +13,8 @@ from streams.topics import Topics
 class Recorder(_StreamsRecorder):
     """Attach to an agent: `Recorder(agent="support-bot", tenant="acme")`.
 
-    Reads `KAIZEN_*` settings (broker, topic prefix, spool) unless `settings` is given.
+    Reads `KAIZEN_*` settings (broker, topic prefix, spool) unless `settings` is given. Follows
+    the snapshot log, so every event carries the scope's active behavior snapshot.
     """
 
     def __init__(
@@ -24,6 +25,7 @@ class Recorder(_StreamsRecorder):
         settings: Settings | None = None,
         snapshot_id: str | None = None,
         agent_version: str = "",
+        follow_snapshots: bool = True,
         **overrides: Any,
     ) -> None:
         settings = settings or load_settings()
@@ -37,5 +39,6 @@ class Recorder(_StreamsRecorder):
             snapshot_id=snapshot_id,
             agent_version=agent_version,
             codec=codec_for(settings.schema_registry_url),
+            follow_snapshots=Topics(settings.topic_prefix).snapshots if follow_snapshots else None,
             **overrides,
         )

@@ -17,8 +17,11 @@ from typing import Any
 
 import structlog
 
+from kaizen.behavior import Behavior
 from kaizen.settings import Settings
 from processors.learning.signatures import error_signature
+from processors.learning.snapshots import Policy
+from schemas import model
 from sinks.base import Sink
 from sinks.clickhouse import ClickHouseSink
 from sinks.library_sink import LibrarySink
@@ -26,6 +29,7 @@ from sinks.qdrant_library import ExperienceLibrary
 from sinks.recall_index import RecallIndex
 from streams.admin import create_topics
 from streams.consumer import EventConsumer
+from streams.snapshot_log import SnapshotTail, publish
 from streams.topics import Topics
 
 log = structlog.get_logger(__name__)
@@ -69,7 +73,8 @@ class Stores:
 class SinkRunner:
     """Consumes every topic and feeds the sinks; commits only after a successful flush."""
 
-    def __init__(self, settings: Settings, stores: Stores) -> None:
+    def __init__(self, settings: Settings, stores: Stores, behavior: Behavior | None = None
+                 ) -> None:
         topics = Topics(settings.topic_prefix)
         self.consumer = EventConsumer(
             settings.bootstrap, f"{settings.topic_prefix}-sinks-v1",
@@ -82,6 +87,7 @@ class SinkRunner:
         self.sinks: list[Sink[Any]] = [stores.clickhouse, self.library_sink]
         self.stop = threading.Event()
         self.consumed = 0
+        self.behavior = behavior
 
     def run(self) -> None:
         try:
@@ -95,6 +101,8 @@ class SinkRunner:
         for item in self.consumer.poll():
             for sink in self.sinks:
                 sink.add(item.event, item.position)
+            if self.behavior is not None and isinstance(item.event, model.Signal):
+                self.behavior.on_signal(item.event)
             self.consumed += 1
         if any(sink.due() for sink in self.sinks):
             self.flush()
@@ -109,6 +117,21 @@ class SinkRunner:
         self.consumer.commit(offsets)
 
 
+def make_behavior(settings: Settings, stores: Stores) -> Behavior:
+    topic = Topics(settings.topic_prefix).snapshots
+    tools = frozenset(t.strip() for t in settings.high_risk_tools.split(",") if t.strip())
+    policy = Policy(max_auto_change=settings.max_auto_change, high_risk_tools=tools)
+    return Behavior(stores.index, lambda events: publish(settings.bootstrap, topic, events),
+                    policy=policy)
+
+
+def run_gate(behavior: Behavior, tail: SnapshotTail, every: float, stop: threading.Event) -> None:
+    """Look for candidates every `every` seconds, once the snapshot log has been read."""
+    tail.wait_caught_up(60)
+    while not stop.wait(every):
+        behavior.gate()
+
+
 def start_processors(settings: Settings) -> subprocess.Popen[bytes]:
     """The stream processors in a child process (faust wants its own event loop)."""
     return subprocess.Popen([sys.executable, "-m", "kaizen.cli", "process"])
@@ -121,11 +144,17 @@ def serve(settings: Settings, *, processors: bool = True, ready: threading.Event
 
     create_topics(settings.bootstrap, settings.topic_prefix, settings.topic_partitions)
     stores = Stores.open(settings)
-    runner = SinkRunner(settings, stores)
+    behavior = make_behavior(settings, stores)
+    tail = SnapshotTail(settings.bootstrap, Topics(settings.topic_prefix).snapshots,
+                        behavior.on_snapshot_event).start()
+    runner = SinkRunner(settings, stores, behavior)
     child = start_processors(settings) if processors else None
-    server = make_server(settings.http_host, settings.http_port, stores, settings)
+    server = make_server(settings.http_host, settings.http_port, stores, settings, behavior)
+    gate_stop = threading.Event()
     threads = [threading.Thread(target=runner.run, name="kaizen-sinks", daemon=True),
-               threading.Thread(target=server.serve_forever, name="kaizen-http", daemon=True)]
+               threading.Thread(target=server.serve_forever, name="kaizen-http", daemon=True),
+               threading.Thread(target=run_gate, name="kaizen-gate", daemon=True,
+                                args=(behavior, tail, settings.gate_seconds, gate_stop))]
     for thread in threads:
         thread.start()
     log.info("kaizen serving", http=f"http://{settings.http_host}:{server.server_port}",
@@ -143,6 +172,8 @@ def serve(settings: Settings, *, processors: bool = True, ready: threading.Event
         pass
     finally:
         server.shutdown()
+        gate_stop.set()
+        tail.stop()
         runner.stop.set()
         threads[0].join(30)
         if child is not None:

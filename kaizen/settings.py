@@ -47,6 +47,14 @@ class Settings(BaseSettings):
         300.0, gt=0, description="Idle time (event time) before an open episode is abandoned."
     )
 
+    gate_seconds: float = Field(2.0, gt=0, description="How often the gate looks for candidates.")
+    max_auto_change: int = Field(
+        3, ge=0, description="Lessons a snapshot may change before it waits for a human."
+    )
+    high_risk_tools: str = Field(
+        "", description="Comma-separated tools whose lessons always wait for a human."
+    )
+
     @field_validator("log_format")
     @classmethod
     def _known_format(cls, value: str) -> str:

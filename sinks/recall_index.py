@@ -248,6 +248,17 @@ class RecallIndex:
 
     # -- reads -------------------------------------------------------------------
 
+    def scopes(self) -> list[tuple[str, str]]:
+        """Every (tenant, agent) the index holds lessons for."""
+        with self._lock:
+            return sorted(self._scopes)
+
+    def experiences(self, tenant: str, agent: str) -> list[Experience]:
+        """The latest version of every lesson of a scope, active or not (for candidate building)."""
+        with self._lock:
+            scope = self._scopes.get((tenant, agent))
+            return [row[0] for row in scope.entries.values()] if scope else []
+
     def recall(
         self,
         task: str,

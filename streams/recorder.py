@@ -24,6 +24,7 @@ from schemas import model
 from schemas.codec import Codec
 from streams.clients import producer_config
 from streams.episode import Episode
+from streams.snapshot_log import SnapshotTail
 from streams.spool import Spool, SpooledRecord
 
 log = structlog.get_logger(__name__)
@@ -60,6 +61,7 @@ class Recorder:
         agent_version: str = "",
         codec: Codec | None = None,
         producer_overrides: dict[str, Any] | None = None,
+        follow_snapshots: str | None = None,
     ) -> None:
         self.agent = agent
         self.tenant = tenant
@@ -78,6 +80,9 @@ class Recorder:
         self._producer = Producer(config)
         self._pump = threading.Thread(target=self._pump_loop, name="kaizen-recorder", daemon=True)
         self._pump.start()
+        self._tail = None
+        if follow_snapshots:  # stamp events with the scope's active snapshot as it changes
+            self._tail = SnapshotTail(bootstrap, follow_snapshots, self._on_snapshot).start()
 
     # --- the agent-facing API ----------------------------------------------------------------
 
@@ -99,6 +104,12 @@ class Recorder:
             episode_id=episode_id,
             occurred_at=occurred_at,
         )
+
+    def _on_snapshot(self, offset: int, event: model.SnapshotEvent) -> None:
+        if (event.tenant, event.agent) == (self.tenant, self.agent) and event.action in (
+            "activated", "rolled_back"
+        ):
+            self.snapshot_id = event.snapshot_id
 
     def now_ms(self) -> int:
         return time.time_ns() // 1_000_000
@@ -135,6 +146,8 @@ class Recorder:
         """Deliver what can be delivered in `timeout`; spool the rest for the next Recorder."""
         if self._closed.is_set():
             return
+        if self._tail is not None:
+            self._tail.stop()
         pending = self.flush(timeout)
         self._closed.set()
         self._pump.join(timeout=5)

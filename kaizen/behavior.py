@@ -1,0 +1,138 @@
+"""The service's behavior manager: the snapshot log as state, the gate, the live monitor.
+
+- Folds the snapshot log (followed from offset 0) and keeps the recall index of every scope on its
+  active snapshot's members.
+- The gate: now and then, for each scope whose lessons changed, builds a candidate from the
+  proposed, non-quarantined lessons, evaluates it on historical edge cases (excluding the episodes
+  its new lessons came from), and lets the policy activate it, reject it, or leave it waiting for a
+  human (`kaizen snapshots approve`).
+- The monitor and per-lesson effect: outcome signals of episodes stamped with a new snapshot are
+  compared with its parent; a significant regression appends a rollback; lessons whose harm
+  crosses the threshold are quarantined and dropped from the next candidate.
+All decisions are the pure functions of `processors/learning/`; this module only feeds and
+publishes. Its in-memory monitor and effect state start empty when the service restarts.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+
+import structlog
+
+from processors.learning import effects, monitor, snapshots
+from processors.learning.evaluation import (
+    CounterfactualEvaluator,
+    Evaluator,
+    lesson_episodes,
+    recall_by_trigger,
+    select_edge_cases,
+)
+from processors.learning.snapshots import Policy, SnapshotLog, scope_of
+from schemas import model
+from sinks.recall_index import RecallIndex
+
+log = structlog.get_logger(__name__)
+Publish = Callable[[Sequence[model.SnapshotEvent]], object]
+EDGE_CASE_SIGNALS = 5000  # recent signals kept per scope to draw edge cases from
+EDGE_CASES = 200
+
+
+class Behavior:
+    """Thread-safe: the snapshot tail, the sink runner and the gate thread all call in."""
+
+    def __init__(self, index: RecallIndex, publish: Publish, *, policy: Policy | None = None,
+                 evaluators: Sequence[Evaluator] | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.index, self.publish, self.clock = index, publish, clock
+        self.policy = policy or Policy()
+        self.evaluators = list(evaluators or [CounterfactualEvaluator(recall=recall_by_trigger)])
+        self.log = SnapshotLog()
+        self.lock = threading.RLock()
+        self.signals: dict[str, deque[model.Signal]] = {}
+        self.effects: effects.EffectState | None = None
+        self.monitor: monitor.MonitorState | None = None
+        self.last_offset = -1
+
+    # --- inputs -----------------------------------------------------------------------------
+
+    def on_snapshot_event(self, offset: int, event: model.SnapshotEvent) -> None:
+        with self.lock:
+            self.log = snapshots.apply(self.log, event, offset)
+            self.monitor = monitor.on_snapshot(self.monitor, event)
+            self.last_offset = max(self.last_offset, offset)
+            if event.action in ("activated", "rolled_back"):
+                members = self.log.members(event.snapshot_id) or []
+                self.index.set_active(event.tenant, event.agent,
+                                      {m.experience_id for m in members})
+                log.info("behavior switched", scope=scope_of(event.tenant, event.agent),
+                         snapshot=event.snapshot_id, action=event.action, offset=offset)
+
+    def on_signal(self, signal: model.Signal) -> None:
+        with self.lock:
+            scope = scope_of(signal.tenant, signal.agent)
+            self.signals.setdefault(scope, deque(maxlen=EDGE_CASE_SIGNALS)).append(signal)
+            if signal.kind != "outcome":
+                return
+            self.effects, _ = effects.apply(self.effects, signal)
+            self.monitor, request = monitor.observe(self.monitor, signal)
+        if request is not None:
+            log.warning("live regression: rolling back", scope=scope, reason=request.reason)
+            self.publish([request.to_event()])
+
+    # --- the gate ---------------------------------------------------------------------------
+
+    def quarantined(self) -> set[str]:
+        return effects.quarantined(self.effects) if self.effects else set()
+
+    def gate(self) -> list[model.SnapshotEvent]:
+        """Propose, evaluate and decide a candidate for every scope that changed."""
+        published: list[model.SnapshotEvent] = []
+        for tenant, agent in self.index.scopes():
+            events = self._gate_scope(tenant, agent)
+            if events:
+                self.publish(events)
+                published += events
+        return published
+
+    def _gate_scope(self, tenant: str, agent: str) -> list[model.SnapshotEvent]:
+        with self.lock:
+            scope = scope_of(tenant, agent)
+            active = self.log.active(scope)
+            active_members = {m.experience_id: m.content_hash
+                              for m in (self.log.members(active) or [])} if active else {}
+            lessons = self.index.experiences(tenant, agent)
+            candidate = snapshots.build_candidate(active_members, lessons,
+                                                  quarantined=self.quarantined())
+            if candidate is None:
+                return []
+            sid = candidate.snapshot_id(tenant, agent)
+            if self.log.status(sid) is not None:
+                return []  # proposed before: waits for a human, or was rejected
+            signals = list(self.signals.get(scope, ()))
+        by_id = {x.experience_id: x for x in lessons}
+        new = [by_id[i] for i in [*candidate.added, *candidate.changed] if i in by_id]
+        cases = select_edge_cases(signals, lesson_episodes(new), EDGE_CASES)
+        now = int(self.clock() * 1000)
+        members = [by_id[m.experience_id] for m in candidate.member_list()
+                   if m.experience_id in by_id]
+        current = [by_id[i] for i in active_members if i in by_id]
+        evaluations = [e.evaluate(members, current, cases) for e in self.evaluators]
+        decision = snapshots.decide(self.policy, candidate, evaluations)
+        events = [snapshots.proposed_event(tenant, agent, candidate, parent_id=active,
+                                           occurred_at=now, verdict=decision.action,
+                                           reason=decision.reason)]
+        events += [snapshots.evaluated_event(tenant, agent, sid, e, occurred_at=now)
+                   for e in evaluations]
+        if decision.action == "activate":
+            events.append(snapshots.activated_event(tenant, agent, sid, replaced=active,
+                                                    occurred_at=now, reason=decision.reason))
+        elif decision.action == "reject":
+            events.append(snapshots.rejected_event(tenant, agent, sid, actor="policy",
+                                                   occurred_at=now, reason=decision.reason,
+                                                   edge_cases=decision.failing))
+        log.info("candidate snapshot", scope=scope, snapshot=sid, decision=decision.action,
+                 reason=decision.reason, size=candidate.size)
+        return events

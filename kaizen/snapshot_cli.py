@@ -1,0 +1,87 @@
+"""`kaizen snapshots list | show | diff | approve | reject | activate | rollback`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from kaizen.audit import parse_time_ms
+from kaizen.http_api import snapshot_rows
+from kaizen.settings import Settings
+from kaizen.snapshot_actions import Request, diff, events_for, read_log
+from kaizen.tables import render_table
+from streams.snapshot_log import publish
+from streams.topics import Topics
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    topic = Topics(settings.topic_prefix).snapshots
+    log = read_log(settings.bootstrap, topic)
+    command = args.snapshots_command
+    if command == "list":
+        scope = f"{args.tenant}/{args.agent}" if args.tenant and args.agent else None
+        rows = snapshot_rows(log, scope)
+        for row in rows:
+            row["snapshot_id"] = row["snapshot_id"][:12]
+            row["parent"] = (row["parent"] or "")[:12]
+        print(render_table(rows) if rows else "no snapshot events yet")
+        for name in sorted(log.scopes):
+            print(f"active {name}: {log.active(name) or '(none: all proposed lessons)'}")
+        return 0
+    if command == "show":
+        members = log.members(args.snapshot_id)
+        if members is None:
+            print(f"unknown snapshot {args.snapshot_id}", file=sys.stderr)
+            return 2
+        print(json.dumps({"snapshot_id": args.snapshot_id, "status": log.status(args.snapshot_id),
+                          "members": [m.experience_id for m in members]}, indent=2))
+        return 0
+    if command == "diff":
+        print(json.dumps(diff(log, args.a, args.b), indent=2))
+        return 0
+    request = Request(command, args.tenant, args.agent, getattr(args, "snapshot_id", None)
+                      or getattr(args, "to", None), parse_time_ms(getattr(args, "to_time", None)),
+                      getattr(args, "to_offset", None), actor=args.actor, reason=args.reason)
+    try:
+        events = events_for(log, request)
+    except ValueError as error:
+        print(f"kaizen snapshots {command}: {error}", file=sys.stderr)
+        return 2
+    offsets = publish(settings.bootstrap, topic, events)
+    for event, offset in zip(events, offsets, strict=True):
+        print(f"{event.action:<11} {event.snapshot_id} at offset {offset}")
+    return 0
+
+
+def add_parser(sub: Any) -> None:
+    parser = sub.add_parser("snapshots", help="behavior snapshots: list, approve, roll back")
+    commands = parser.add_subparsers(dest="snapshots_command", required=True)
+    listing = commands.add_parser("list", help="the snapshot timeline and active snapshots")
+    listing.add_argument("--tenant")
+    listing.add_argument("--agent")
+    commands.add_parser("show", help="members of a snapshot").add_argument("snapshot_id")
+    differ = commands.add_parser("diff", help="lessons that differ between two snapshots")
+    differ.add_argument("a")
+    differ.add_argument("b")
+    for name, text in (("approve", "approve and activate a waiting snapshot"),
+                       ("reject", "reject a waiting snapshot"),
+                       ("activate", "activate a known snapshot")):
+        action = commands.add_parser(name, help=text)
+        action.add_argument("snapshot_id")
+        _scope_args(action)
+    rollback = commands.add_parser("rollback", help="go back to earlier behavior")
+    target = rollback.add_mutually_exclusive_group(required=True)
+    target.add_argument("--to", help="a snapshot id")
+    target.add_argument("--to-time", help="the behavior active at this ISO time")
+    target.add_argument("--to-offset", type=int, help="the behavior as of this log offset")
+    _scope_args(rollback)
+    parser.set_defaults(handler=lambda a, s: run(a, s))
+
+
+def _scope_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--tenant", required=True)
+    parser.add_argument("--agent", required=True)
+    parser.add_argument("--actor", default="cli", help="who is acting (recorded in the log)")
+    parser.add_argument("--reason")

@@ -1,0 +1,97 @@
+"""Follow and append to the snapshot log (`kaizen.snapshots`, one partition, keyed by scope).
+
+The active behavior of a scope is derived from this log alone, so every reader starts at the
+beginning and then follows the tail; an activation reaches every follower within a poll interval.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Callable, Sequence
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Producer, TopicPartition
+
+from schemas import model
+from schemas.codec import Codec, DecodeError
+from streams.clients import consumer_config, producer_config
+
+OnSnapshotEvent = Callable[[int, model.SnapshotEvent], None]
+
+
+class SnapshotTail:
+    """A thread that replays the snapshot log from offset 0 and then follows it."""
+
+    def __init__(self, bootstrap: str, topic: str, on_event: OnSnapshotEvent,
+                 poll_interval: float = 0.05) -> None:
+        self._consumer = Consumer(consumer_config(bootstrap, f"kaizen-tail-{uuid.uuid4().hex}"))
+        self._topic, self._on_event, self._interval = topic, on_event, poll_interval
+        self._codec = Codec()
+        self._stop = threading.Event()
+        self._caught_up = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="kaizen-snapshot-tail", daemon=True)
+        self.position = 0  # next offset to read
+
+    def start(self) -> SnapshotTail:
+        self._consumer.assign([TopicPartition(self._topic, 0, OFFSET_BEGINNING)])
+        self._thread.start()
+        return self
+
+    def wait_caught_up(self, timeout: float = 30.0) -> bool:
+        """True once everything that was in the log at start has been seen."""
+        return self._caught_up.wait(timeout)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
+        self._consumer.close()
+
+    def _run(self) -> None:
+        try:
+            _, end = self._consumer.get_watermark_offsets(TopicPartition(self._topic, 0),
+                                                          timeout=10)
+        except KafkaException:  # no snapshot log yet: nothing to catch up on
+            end = 0
+        if end == 0:
+            self._caught_up.set()
+        while not self._stop.is_set():
+            for message in self._consumer.consume(500, timeout=self._interval):
+                if message.error() is not None or message.offset() is None:
+                    continue
+                offset = int(message.offset())  # type: ignore[arg-type]
+                self.position = offset + 1
+                try:
+                    event = self._codec.decode(message.value() or b"")
+                except DecodeError:
+                    continue  # not a snapshot event: the sinks dead-letter it
+                if isinstance(event, model.SnapshotEvent):
+                    self._on_event(offset, event)
+            if self.position >= end:
+                self._caught_up.set()
+
+
+def scope_key(tenant: str, agent: str) -> bytes:
+    return f"{tenant}/{agent}".encode()
+
+
+def publish(bootstrap: str, topic: str, events: Sequence[model.SnapshotEvent],
+            producer: Producer | None = None) -> list[int]:
+    """Append lifecycle events, waiting for the broker; returns their offsets."""
+    codec = Codec()
+    producer = producer or Producer(producer_config(bootstrap, **{"linger.ms": 0}))
+    offsets: list[int] = []
+    errors: list[str] = []
+
+    def delivered(error: object, message: object) -> None:
+        if error is not None:
+            errors.append(str(error))
+        else:
+            offsets.append(int(message.offset()))  # type: ignore[attr-defined]
+
+    for event in events:
+        producer.produce(topic, codec.encode(event), scope_key(event.tenant, event.agent),
+                         on_delivery=delivered)
+    producer.flush(30)
+    if errors or len(offsets) != len(events):
+        raise RuntimeError(f"snapshot events not written: {errors or 'timeout'}")
+    return offsets

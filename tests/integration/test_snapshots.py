@@ -1,0 +1,171 @@
+"""Behavior snapshots end to end on the real broker: the gate, approval, rollback by id / time /
+offset, Recorders following activations, and the live monitor rolling back a harmful lesson."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from kaizen.cli import main as kaizen_main
+from streams.recorder import Recorder
+from tests.integration.kafka_helpers import make_topics
+from tests.integration.test_service import _free_port, _get, _post
+from tests.integration.workers import start_worker, stop_worker, worker_env
+
+SCOPE = "acme/support-bot"
+
+
+@contextlib.contextmanager
+def _environ(env: dict[str, str]) -> Iterator[None]:
+    saved = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def _cli(env: dict[str, str], *args: str) -> str:
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), _environ(env):
+        assert kaizen_main(list(args)) == 0
+    return out.getvalue()
+
+
+def _teach(recorder: Recorder, tool: str, wrong: str, right: str, episodes: int,
+           prefix: str, fail_after: bool = False) -> None:
+    """Episodes whose `tool` call fails with argument `wrong` and works with `right`."""
+    for i in range(episodes):
+        with recorder.episode(f"{prefix} task {i}", user=f"u{i % 3}",
+                              episode_id=f"{prefix}-{i}") as ep:
+            ep.tool_call(tool, {wrong: i})
+            ep.tool_result(tool, ok=False, error=f"400 unknown field '{wrong}'")
+            ep.tool_call(tool, {right: i})
+            ep.tool_result(tool, ok=True)
+            ep.end(success=not fail_after)
+    assert recorder.flush(30) == 0
+
+
+def _state(port: int) -> dict[str, Any]:
+    return _get(port, "/snapshots?tenant=acme&agent=support-bot") or {"events": [], "active": {}}
+
+
+def _activations(port: int) -> list[dict[str, Any]]:
+    return [e for e in _state(port)["events"] if e["action"] in ("activated", "rolled_back")]
+
+
+def _recalled_tools(port: int) -> set[str]:
+    body = {"task": "do the task", "agent": "support-bot", "tenant": "acme", "k": 10}
+    return {x["tool"] for x in _post(port, "/recall", body)["lessons"]}
+
+
+def _wait_for(predicate: Any, timeout: float = 120.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.5)
+    raise AssertionError("condition not reached")
+
+
+def test_gate_approval_rollback_and_monitor(kafka_broker: Any, unique_topic_prefix: str,
+                                            tmp_path: Path) -> None:
+    bootstrap = kafka_broker.bootstrap
+    topics = make_topics(bootstrap, unique_topic_prefix)
+    port = _free_port()
+    env = worker_env(bootstrap, unique_topic_prefix, tmp_path / "home", KAIZEN_HTTP_PORT=str(port),
+                     KAIZEN_GATE_SECONDS="1", KAIZEN_MAX_AUTO_CHANGE="1",
+                     KAIZEN_HIGH_RISK_TOOLS="payments.charge")
+    service = start_worker(env, tmp_path / "serve.log", command="serve")
+    recorder = Recorder("support-bot", "acme", bootstrap=bootstrap, topic=topics.episodes,
+                        spool_dir=tmp_path / "spool" / "r", follow_snapshots=topics.snapshots)
+    try:
+        _wait_for(lambda: _get(port, "/health"))
+        # 1. a good lesson passes the gate and activates by itself
+        _teach(recorder, "orders.get", "order", "order_id", 4, "orders")
+        first = _wait_for(lambda: _activations(port))[0]
+        assert first["action"] == "activated" and first["actor"] == "policy"
+        assert _recalled_tools(port) == {"orders.get"}
+        # ... and Recorders stamp events with it
+        _wait_for(lambda: recorder.snapshot_id == first["snapshot_id"], timeout=5)
+
+        # 2. a lesson about a high-risk tool waits for a human; `approve` activates it
+        _teach(recorder, "payments.charge", "amount", "amount_cents", 4, "pay")
+        waiting = _wait_for(lambda: [e for e in _state(port)["events"]
+                                     if e["action"] == "proposed" and e["verdict"] ==
+                                     "await_approval"])[0]
+        assert len(_activations(port)) == 1
+        _cli(env, "snapshots", "approve", waiting["snapshot_id"], "--tenant", "acme",
+             "--agent", "support-bot", "--actor", "alice")
+        _wait_for(lambda: _state(port)["active"].get(SCOPE) == waiting["snapshot_id"])
+        assert _recalled_tools(port) == {"orders.get", "payments.charge"}
+
+        # 3. rollback by id, by time and by offset each give the expected active set
+        _cli(env, "snapshots", "rollback", "--to", first["snapshot_id"], "--tenant", "acme",
+             "--agent", "support-bot")
+        _wait_for(lambda: _state(port)["active"].get(SCOPE) == first["snapshot_id"])
+        assert _recalled_tools(port) == {"orders.get"}
+        _wait_for(lambda: recorder.snapshot_id == first["snapshot_id"], timeout=5)
+        approved_at = [e for e in _activations(port) if e["snapshot_id"] ==
+                       waiting["snapshot_id"]][0]
+        _cli(env, "snapshots", "rollback", "--to-offset", str(approved_at["offset"] + 1),
+             "--tenant", "acme", "--agent", "support-bot")
+        _wait_for(lambda: _state(port)["active"].get(SCOPE) == waiting["snapshot_id"])
+        # a time after the first activation and before the approval selects the first snapshot
+        assert approved_at["occurred_at"] > first["occurred_at"] + 1
+        between = first["occurred_at"] + 1
+        iso = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(between // 1000))
+        _cli(env, "snapshots", "rollback", "--to-time", f"{iso}.{between % 1000:03d}",
+             "--tenant", "acme", "--agent", "support-bot")
+        _wait_for(lambda: _state(port)["active"].get(SCOPE) == first["snapshot_id"])
+    finally:
+        recorder.close()
+        stop_worker(service)
+
+
+def test_the_live_monitor_rolls_back_a_lesson_that_hurts(kafka_broker: Any,
+                                                          unique_topic_prefix: str,
+                                                          tmp_path: Path) -> None:
+    bootstrap = kafka_broker.bootstrap
+    topics = make_topics(bootstrap, unique_topic_prefix)
+    port = _free_port()
+    env = worker_env(bootstrap, unique_topic_prefix, tmp_path / "home", KAIZEN_HTTP_PORT=str(port),
+                     KAIZEN_GATE_SECONDS="1")
+    service = start_worker(env, tmp_path / "serve.log", command="serve")
+    recorder = Recorder("support-bot", "acme", bootstrap=bootstrap, topic=topics.episodes,
+                        spool_dir=tmp_path / "spool" / "r", follow_snapshots=topics.snapshots)
+    try:
+        _wait_for(lambda: _get(port, "/health"))
+        _teach(recorder, "orders.get", "order", "order_id", 3, "good")
+        parent = _wait_for(lambda: _activations(port))[0]["snapshot_id"]
+        _wait_for(lambda: recorder.snapshot_id == parent, timeout=5)
+        for i in range(40):  # the parent's live record: successes
+            with recorder.episode(f"ok {i}", episode_id=f"ok-{i}") as ep:
+                ep.end(success=True)
+        # a lesson that passes the gate (it fixes its own failures) ...
+        _teach(recorder, "crm.lookup", "mail", "email", 3, "harm")
+        harmful = _wait_for(lambda: [e for e in _activations(port)
+                                     if e["snapshot_id"] != parent])[0]["snapshot_id"]
+        _wait_for(lambda: recorder.snapshot_id == harmful, timeout=5)
+        assert "crm.lookup" in _recalled_tools(port)
+        for i in range(40):  # ... but episodes under it fail
+            with recorder.episode(f"bad {i}", episode_id=f"bad-{i}") as ep:
+                ep.end(success=i % 4 == 0)
+        assert recorder.flush(30) == 0
+        rollback = _wait_for(lambda: [e for e in _activations(port)
+                                      if e["action"] == "rolled_back"])[0]
+        assert rollback["snapshot_id"] == parent and rollback["actor"] == "monitor"
+        _wait_for(lambda: _state(port)["active"].get(SCOPE) == parent)
+        assert "crm.lookup" not in _recalled_tools(port)
+    finally:
+        recorder.close()
+        stop_worker(service)
+
