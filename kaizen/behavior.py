@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 
 import structlog
 
+from kaizen.snapshot_actions import behavior_digest
 from processors.learning import effects, monitor, snapshots
 from processors.learning.evaluation import (
     CounterfactualEvaluator,
@@ -55,6 +56,7 @@ class Behavior:
         self.effects: effects.EffectState | None = None
         self.monitor: monitor.MonitorState | None = None
         self.last_offset = -1
+        self.digests: dict[int, str] = {}  # log position (next offset) -> behavior digest
 
     # --- inputs -----------------------------------------------------------------------------
 
@@ -63,6 +65,7 @@ class Behavior:
             self.log = snapshots.apply(self.log, event, offset)
             self.monitor = monitor.on_snapshot(self.monitor, event)
             self.last_offset = max(self.last_offset, offset)
+            self.digests[offset + 1] = behavior_digest(self.log)
             if event.action in ("activated", "rolled_back"):
                 members = self.log.members(event.snapshot_id) or []
                 self.index.set_active(event.tenant, event.agent,

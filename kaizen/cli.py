@@ -133,6 +133,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_snapshots(sub)
 
+    from kaizen.rebuild import add_parser as add_rebuild
+
+    add_rebuild(sub)
+
     demo = sub.add_parser("demo", help="run the main job on the local stack")
     demo.add_argument("--episodes", type=int, default=20)
     demo.set_defaults(handler=_demo)

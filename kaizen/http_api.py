@@ -65,7 +65,7 @@ def snapshot_rows(log: SnapshotLog, scope: str | None = None) -> list[dict[str, 
                          "snapshot_id": e.snapshot_id, "action": e.action, "parent": e.parent_id,
                          "size": len(e.members), "added": len(e.added), "removed": len(e.removed),
                          "evaluator": e.evaluator, "verdict": e.verdict, "actor": e.actor,
-                         "reason": e.reason})
+                         "reason": e.reason, "edge_cases": list(e.edge_cases)})
     return sorted(rows, key=lambda r: r["offset"])
 
 
@@ -92,6 +92,10 @@ def make_server(host: str, port: int, stores: Stores, settings: Settings,
                     self._reply(200, {"ok": True, "experiences": len(stores.index)})
                 elif len(parts) == 2 and parts[0] == "analytics" and parts[1] in ANALYTICS:
                     self._reply(200, {"rows": run_analytics(stores, parts[1], params)})
+                elif parts == ["snapshots", "digest"] and behavior is not None:
+                    with behavior.lock:
+                        digests = dict(behavior.digests)
+                    self._reply(200, {"digests": digests})
                 elif parts == ["snapshots"] and behavior is not None:
                     scope = (f"{params['tenant']}/{params['agent']}"
                              if "tenant" in params and "agent" in params else None)

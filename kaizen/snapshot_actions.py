@@ -6,6 +6,8 @@ resolved by replaying the log: by snapshot id, by time, or "the behavior as of o
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -77,3 +79,15 @@ def diff(state: SnapshotLog, a: str, b: str) -> dict[str, Sequence[str]]:
         "only_in_b": sorted(right.keys() - left.keys()),
         "changed": sorted(k for k in left.keys() & right.keys() if left[k] != right[k]),
     }
+
+
+def behavior_digest(state: SnapshotLog, as_of_offset: int | None = None) -> str:
+    """A digest of the behavior in force: each scope's active snapshot and its members' content
+    hashes, from the snapshot log up to (excluding) `as_of_offset`. Equal digest, equal behavior."""
+    active = state.as_of_offset(as_of_offset) if as_of_offset is not None else {
+        scope: sid for scope in state.scopes if (sid := state.active(scope))}
+    content = {
+        scope: [sid, sorted((m.experience_id, m.content_hash) for m in state.members(sid) or [])]
+        for scope, sid in sorted(active.items())
+    }
+    return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:32]

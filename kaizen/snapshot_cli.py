@@ -26,6 +26,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         for row in rows:
             row["snapshot_id"] = row["snapshot_id"][:12]
             row["parent"] = (row["parent"] or "")[:12]
+            row["edge_cases"] = len(row["edge_cases"])
         print(render_table(rows) if rows else "no snapshot events yet")
         for name in sorted(log.scopes):
             print(f"active {name}: {log.active(name) or '(none: all proposed lessons)'}")

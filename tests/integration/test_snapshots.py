@@ -126,6 +126,42 @@ def test_gate_approval_rollback_and_monitor(kafka_broker: Any, unique_topic_pref
         _cli(env, "snapshots", "rollback", "--to-time", f"{iso}.{between % 1000:03d}",
              "--tenant", "acme", "--agent", "support-bot")
         _wait_for(lambda: _state(port)["active"].get(SCOPE) == first["snapshot_id"])
+
+        # 4. rebuilding fresh stores from the log up to an offset gives the live digest there
+        live = {int(k): v for k, v in _get(port, "/snapshots/digest")["digests"].items()}
+        for offset in (first["offset"] + 1, max(live)):
+            printed = _cli(env, "rebuild", "--to-offset", str(offset),
+                           "--into", str(tmp_path / f"rebuild-{offset}"))
+            assert f"digest {live[offset]}" in printed
+        assert len(set(live.values())) > 1  # the behavior did change along the log
+    finally:
+        recorder.close()
+        stop_worker(service)
+
+
+def test_a_lesson_that_breaks_past_successes_is_rejected_with_its_edge_cases(
+    kafka_broker: Any, unique_topic_prefix: str, tmp_path: Path
+) -> None:
+    bootstrap = kafka_broker.bootstrap
+    topics = make_topics(bootstrap, unique_topic_prefix)
+    port = _free_port()
+    env = worker_env(bootstrap, unique_topic_prefix, tmp_path / "home", KAIZEN_HTTP_PORT=str(port),
+                     KAIZEN_GATE_SECONDS="1")
+    service = start_worker(env, tmp_path / "serve.log", command="serve")
+    recorder = Recorder("support-bot", "acme", bootstrap=bootstrap, topic=topics.episodes,
+                        spool_dir=tmp_path / "spool" / "r")
+    try:
+        _wait_for(lambda: _get(port, "/health"))
+        _teach(recorder, "orders.get", "order", "order_id", 4, "good")
+        first = _wait_for(lambda: _activations(port))[0]["snapshot_id"]
+        # a lesson saying the opposite: it would rewrite the calls that worked above
+        _teach(recorder, "orders.get", "order_id", "id", 3, "contrary")
+        rejected = _wait_for(lambda: [e for e in _state(port)["events"]
+                                      if e["action"] == "rejected"])[0]
+        assert rejected["actor"] == "policy"
+        assert rejected["edge_cases"] and all(e.startswith("good-") for e in
+                                               rejected["edge_cases"])
+        assert _state(port)["active"][SCOPE] == first
     finally:
         recorder.close()
         stop_worker(service)
