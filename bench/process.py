@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -27,18 +26,12 @@ from typing import Any
 
 from confluent_kafka import Consumer, TopicPartition
 
-from infra.kafka import KafkaLauncher
+from bench.common import broker, percentile
 from schemas import model
 from schemas.codec import Codec
 from streams.admin import create_topics
 from streams.recorder import Recorder
 from streams.topics import Topics
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _record_fleet(recorder: Recorder, events: int) -> None:
@@ -159,15 +152,7 @@ def main() -> int:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="kaizen-bench-") as tmp:
         home = Path(tmp)
-        launcher = None
-        bootstrap = os.environ.get("KAIZEN_KAFKA_BOOTSTRAP", "")
-        if not bootstrap:
-            launcher = KafkaLauncher(home=home / "kafka-home", port=_free_port(),
-                                     controller_port=_free_port())
-            launcher.up()
-            bootstrap = launcher.bootstrap
-        worker = None
-        try:
+        with broker(home) as bootstrap:
             prefix = f"bench{uuid.uuid4().hex[:6]}"
             create_topics(bootstrap, prefix, 3)
             topics = Topics(prefix)
@@ -181,19 +166,15 @@ def main() -> int:
             raw = raw_consume_rate(bootstrap, topics.episodes, total)
             rate, worker = processor_rate(bootstrap, prefix, home / "worker", total)
             latencies = recovery_latency(bootstrap, topics, home / "spool", args.latency_samples)
-        finally:
-            if worker is not None:
-                worker.terminate()
-                worker.wait(30)
-            if launcher is not None:
-                launcher.down()
+            worker.terminate()
+            worker.wait(30)
     print(f"episode events            {total:,}")
     print(f"raw consume (confluent)   {raw:,.0f} events/s")
     print(f"processors, one worker    {rate:,.0f} events/s  ({rate / raw:.1%} of raw consume)")
     print("target                    >= 20,000 events/s per worker")
     if latencies:
         p50 = statistics.median(latencies)
-        p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
+        p99 = percentile(latencies, 0.99)
         print(f"recovery -> experience    p50 {p50 * 1000:.0f} ms  p99 {p99 * 1000:.0f} ms "
               f"({len(latencies)}/{args.latency_samples} arrived; target p99 < 1 s)")
     return 0

@@ -24,7 +24,8 @@ class SnapshotTail:
 
     def __init__(self, bootstrap: str, topic: str, on_event: OnSnapshotEvent,
                  poll_interval: float = 0.05) -> None:
-        self._consumer = Consumer(consumer_config(bootstrap, f"kaizen-tail-{uuid.uuid4().hex}"))
+        self._consumer = Consumer(consumer_config(  # short fetch waits: activations spread fast
+            bootstrap, f"kaizen-tail-{uuid.uuid4().hex}", **{"fetch.wait.max.ms": 10}))
         self._topic, self._on_event, self._interval = topic, on_event, poll_interval
         self._codec = Codec()
         self._stop = threading.Event()

@@ -1,0 +1,148 @@
+"""Rollback reach and rebuild rate, on a real broker.
+
+Prints, from one run:
+- the time from a rollback event being written to (a) a Recorder following the snapshot log and
+  (b) the recall index of a behavior manager (the service's code path) switching to the new
+  active snapshot, p50 / p99 over repeated rollbacks (target < 1 s);
+- the rate of `kaizen rebuild` (fresh ClickHouse + Qdrant from the log) in events/s next to the raw
+  read rate of the same topics (target >= 100k events/s).
+
+Run: `python bench/rollback.py [--rollbacks 50] [--events 40000]` after `make setup`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from confluent_kafka import Producer
+
+from bench.common import broker, percentile
+from kaizen.behavior import Behavior
+from kaizen.logs import configure_logging
+from kaizen.rebuild import rebuild
+from kaizen.settings import load_settings
+from processors.learning import snapshots
+from processors.learning.snapshots import Candidate
+from schemas import model
+from sinks.embedding import HashingEmbedder
+from sinks.recall_index import RecallIndex
+from streams.admin import create_topics
+from streams.clients import producer_config
+from streams.recorder import Recorder
+from streams.replay import Bounds, TopicReader
+from streams.snapshot_log import SnapshotTail, publish
+from streams.topics import Topics
+
+TENANT, AGENT = "bench", "bench-bot"
+
+
+def _two_snapshots(bootstrap: str, topic: str) -> tuple[str, str]:
+    """Propose and activate A then B, each with one member."""
+    ids = []
+    now = int(time.time() * 1000)
+    active: str | None = None
+    for name in ("a", "b"):
+        candidate = Candidate(members={f"lesson-{name}": f"hash-{name}"},
+                              added=(f"lesson-{name}",), removed=(), changed=(),
+                              tools=frozenset(), lessons=())
+        sid = candidate.snapshot_id(TENANT, AGENT)
+        publish(bootstrap, topic, [
+            snapshots.proposed_event(TENANT, AGENT, candidate, parent_id=active, occurred_at=now),
+            snapshots.activated_event(TENANT, AGENT, sid, replaced=active, occurred_at=now),
+        ])
+        ids.append(sid)
+        active = sid
+    return ids[0], ids[1]
+
+
+def rollback_reach(bootstrap: str, topics: Topics, spool: Path, rounds: int
+                   ) -> tuple[list[float], list[float]]:
+    a, b = _two_snapshots(bootstrap, topics.snapshots)
+    recorder = Recorder(AGENT, TENANT, bootstrap=bootstrap, topic=topics.episodes,
+                        spool_dir=spool / "r", follow_snapshots=topics.snapshots)
+    index = RecallIndex(HashingEmbedder())
+    behavior = Behavior(index, lambda events: None)
+    seen = threading.Event()
+    target = [""]
+
+    def on_event(offset: int, event: model.SnapshotEvent) -> None:
+        behavior.on_snapshot_event(offset, event)
+        if behavior.log.active(snapshots.scope_of(TENANT, AGENT)) == target[0]:
+            seen.set()
+
+    tail = SnapshotTail(bootstrap, topics.snapshots, on_event).start()
+    tail.wait_caught_up(30)
+    producer = Producer(producer_config(bootstrap, **{"linger.ms": 0}))  # the CLI's, warmed up
+    to_recorder, to_index = [], []
+    active = b
+    for i in range(rounds):
+        goal = a if active == b else b
+        target[0] = goal
+        seen.clear()
+        started = time.perf_counter()
+        publish(bootstrap, topics.snapshots, [snapshots.rolled_back_event(
+            TENANT, AGENT, goal, replaced=active, occurred_at=int(time.time() * 1000) + i,
+            actor="bench", reason="bench")], producer=producer)
+        seen.wait(5)
+        to_index.append(time.perf_counter() - started)
+        while recorder.snapshot_id != goal and time.perf_counter() - started < 5:
+            time.sleep(0.001)
+        to_recorder.append(time.perf_counter() - started)
+        active = goal
+    tail.stop()
+    recorder.close()
+    return sorted(to_recorder), sorted(to_index)
+
+
+def rebuild_rate(bootstrap: str, prefix: str, home: Path, events: int) -> tuple[float, float, int]:
+    topics = Topics(prefix)
+    with Recorder(AGENT, TENANT, bootstrap=bootstrap, topic=topics.episodes,
+                  spool_dir=home / "spool" / "load") as recorder:
+        for i in range(events // 5):
+            t = 1_700_000_000_000 + i
+            with recorder.episode(f"task {i}", user=f"u{i % 20}", occurred_at=t) as ep:
+                ep.tool_call("orders.get", {"id": i}, occurred_at=t)
+                failed = i % 3 == 0
+                ep.tool_result("orders.get", ok=not failed,
+                               error="500 upstream" if failed else None, occurred_at=t)
+                ep.feedback(rating=1.0, occurred_at=t)
+                ep.end(success=True, occurred_at=t)
+        recorder.flush(120)
+    # one more snapshot event after the episodes, so "as of the end of the log" covers them all
+    _two_snapshots(bootstrap, topics.snapshots)
+    started = time.perf_counter()
+    read = sum(1 for _ in TopicReader(bootstrap, topics.episodes, Bounds()).records())
+    raw_rate = read / (time.perf_counter() - started)
+    settings = load_settings(kafka_bootstrap=bootstrap, topic_prefix=prefix, home=home / "svc")
+    end = TopicReader(bootstrap, topics.snapshots, Bounds()).total
+    report = rebuild(settings, end, home / "rebuilt")
+    return report.rate, raw_rate, report.events
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description="rollback reach and rebuild rate")
+    parser.add_argument("--rollbacks", type=int, default=50)
+    parser.add_argument("--events", type=int, default=40_000)
+    args = parser.parse_args()
+    configure_logging("console", "warning")
+    with tempfile.TemporaryDirectory(prefix="kaizen-bench-") as tmp, broker(Path(tmp)) as boot:
+        prefix = f"rb{int(time.time())}"
+        create_topics(boot, prefix, 3)
+        to_recorder, to_index = rollback_reach(boot, Topics(prefix), Path(tmp), args.rollbacks)
+        rate, raw, events = rebuild_rate(boot, prefix, Path(tmp), args.events)
+    for name, values in (("recorder", to_recorder), ("recall index", to_index)):
+        print(f"rollback -> {name:<13} p50 {statistics.median(values) * 1000:6.1f} ms  "
+              f"p99 {percentile(values, 0.99) * 1000:6.1f} ms  (target < 1 s)")
+    print(f"rebuild                    {rate:,.0f} events/s over {events:,} events "
+          f"(raw decode+read {raw:,.0f} events/s; target >= 100,000)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
