@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +20,7 @@ import structlog
 
 from kaizen.behavior import Behavior
 from kaizen.settings import Settings
+from processors.learning.evaluation import Evaluator
 from processors.learning.signatures import error_signature
 from processors.learning.snapshots import Policy
 from schemas import model
@@ -117,12 +119,15 @@ class SinkRunner:
         self.consumer.commit(offsets)
 
 
-def make_behavior(settings: Settings, stores: Stores) -> Behavior:
+def make_behavior(settings: Settings, stores: Stores, policy: Policy | None = None,
+                  evaluators: Sequence[Evaluator] | None = None) -> Behavior:
+    """The gate and monitor; `policy` / `evaluators` default to the settings' policy and the
+    counterfactual evaluator (add e.g. a `ReplayEvaluator` around your agent, and require it)."""
     topic = Topics(settings.topic_prefix).snapshots
     tools = frozenset(t.strip() for t in settings.high_risk_tools.split(",") if t.strip())
-    policy = Policy(max_auto_change=settings.max_auto_change, high_risk_tools=tools)
+    policy = policy or Policy(max_auto_change=settings.max_auto_change, high_risk_tools=tools)
     return Behavior(stores.index, lambda events: publish(settings.bootstrap, topic, events),
-                    policy=policy)
+                    policy=policy, evaluators=evaluators)
 
 
 def run_gate(behavior: Behavior, tail: SnapshotTail, every: float, stop: threading.Event) -> None:
@@ -138,13 +143,14 @@ def start_processors(settings: Settings) -> subprocess.Popen[bytes]:
 
 
 def serve(settings: Settings, *, processors: bool = True, ready: threading.Event | None = None,
-          stop: threading.Event | None = None) -> int:
-    """Run until interrupted (or `stop` is set)."""
+          stop: threading.Event | None = None, policy: Policy | None = None,
+          evaluators: Sequence[Evaluator] | None = None) -> int:
+    """Run until interrupted (or `stop` is set). `policy` and `evaluators` plug into the gate."""
     from kaizen.http_api import make_server
 
     create_topics(settings.bootstrap, settings.topic_prefix, settings.topic_partitions)
     stores = Stores.open(settings)
-    behavior = make_behavior(settings, stores)
+    behavior = make_behavior(settings, stores, policy, evaluators)
     tail = SnapshotTail(settings.bootstrap, Topics(settings.topic_prefix).snapshots,
                         behavior.on_snapshot_event).start()
     runner = SinkRunner(settings, stores, behavior)
