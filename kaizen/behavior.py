@@ -107,8 +107,9 @@ class Behavior:
             active_members = {m.experience_id: m.content_hash
                               for m in (self.log.members(active) or [])} if active else {}
             lessons = self.index.experiences(tenant, agent)
+            quarantined = self.quarantined()
             candidate = snapshots.build_candidate(active_members, lessons,
-                                                  quarantined=self.quarantined())
+                                                  quarantined=quarantined)
             if candidate is None:
                 return []
             sid = candidate.snapshot_id(tenant, agent)
@@ -121,7 +122,8 @@ class Behavior:
         now = int(self.clock() * 1000)
         members = [by_id[m.experience_id] for m in candidate.member_list()
                    if m.experience_id in by_id]
-        current = [by_id[i] for i in active_members if i in by_id]
+        # the baseline leaves quarantined lessons out too: losing what they "covered" is the point
+        current = [by_id[i] for i in active_members if i in by_id and i not in quarantined]
         evaluations = [e.evaluate(members, current, cases) for e in self.evaluators]
         decision = snapshots.decide(self.policy, candidate, evaluations)
         events = [snapshots.proposed_event(tenant, agent, candidate, parent_id=active,

@@ -205,3 +205,35 @@ def test_the_live_monitor_rolls_back_a_lesson_that_hurts(kafka_broker: Any,
         recorder.close()
         stop_worker(service)
 
+
+
+def test_a_lesson_whose_recalls_keep_failing_is_quarantined_and_dropped(
+    kafka_broker: Any, unique_topic_prefix: str, tmp_path: Path
+) -> None:
+    bootstrap = kafka_broker.bootstrap
+    topics = make_topics(bootstrap, unique_topic_prefix)
+    port = _free_port()
+    env = worker_env(bootstrap, unique_topic_prefix, tmp_path / "home", KAIZEN_HTTP_PORT=str(port),
+                     KAIZEN_GATE_SECONDS="1")
+    service = start_worker(env, tmp_path / "serve.log", command="serve")
+    recorder = Recorder("support-bot", "acme", bootstrap=bootstrap, topic=topics.episodes,
+                        spool_dir=tmp_path / "spool" / "r")
+    try:
+        _wait_for(lambda: _get(port, "/health"))
+        _teach(recorder, "orders.get", "order", "order_id", 3, "good")
+        _teach(recorder, "crm.lookup", "mail", "email", 3, "crm")
+        _wait_for(lambda: _recalled_tools(port) == {"orders.get", "crm.lookup"})
+        body = {"task": "crm task", "agent": "support-bot", "tenant": "acme", "k": 10}
+        crm = [x["experience_id"] for x in _post(port, "/recall", body)["lessons"]
+               if x["tool"] == "crm.lookup"]
+        for i in range(6):  # episodes that were shown the crm lesson and failed
+            with recorder.episode(f"crm use {i}", episode_id=f"use-{i}") as ep:
+                ep.recall(crm, "crm task")
+                ep.end(success=False)
+        assert recorder.flush(30) == 0
+        _wait_for(lambda: _recalled_tools(port) == {"orders.get"})
+        last = _activations(port)[-1]
+        assert last["action"] == "activated" and last["actor"] == "policy"
+    finally:
+        recorder.close()
+        stop_worker(service)
