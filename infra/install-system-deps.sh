@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # System packages the local stack needs beyond the Python venv: a Java runtime and Maven (the
-# Kafka broker is assembled from Maven Central jars by `python -m infra.kafka fetch`).
+# Kafka broker is assembled from Maven Central jars by `python -m infra.kafka fetch`), and Chromium
+# for the headless dashboard test.
 # Idempotent: a quick no-op when everything is present. Installs only as root with apt-get;
 # otherwise it prints what is missing and how to get it, and exits non-zero.
 set -euo pipefail
@@ -17,7 +18,8 @@ need() {  # need <command> <apt package>
 
 need java openjdk-17-jre-headless
 need mvn maven
-# --- Chromium (browser tooling): to be added here, e.g. `need chromium chromium` ---
+# Chromium (headless) drives the dashboard test in tests/integration/test_dashboard.py.
+need chromium chromium
 
 if [ "${#missing_cmds[@]}" -eq 0 ]; then
     exit 0

@@ -26,6 +26,7 @@ from kaizen.snapshot_actions import behavior_digest
 from processors.learning import effects, monitor, snapshots
 from processors.learning.evaluation import (
     CounterfactualEvaluator,
+    EdgeCase,
     Evaluator,
     lesson_episodes,
     recall_by_trigger,
@@ -57,6 +58,9 @@ class Behavior:
         self.monitor: monitor.MonitorState | None = None
         self.last_offset = -1
         self.digests: dict[int, str] = {}  # log position (next offset) -> behavior digest
+        # lessons a rejection or a monitor rollback blamed: left out of later candidates, so one
+        # bad lesson cannot hold back every good lesson learned after it
+        self.blamed: set[str] = set()
 
     # --- inputs -----------------------------------------------------------------------------
 
@@ -83,12 +87,18 @@ class Behavior:
             self.monitor, request = monitor.observe(self.monitor, signal)
         if request is not None:
             log.warning("live regression: rolling back", scope=scope, reason=request.reason)
+            with self.lock:
+                bad = {m.experience_id for m in self.log.members(request.snapshot_id) or []}
+                kept = {m.experience_id for m in self.log.members(request.to_snapshot) or []}
+                self.blamed |= bad - kept
             self.publish([request.to_event()])
 
     # --- the gate ---------------------------------------------------------------------------
 
     def quarantined(self) -> set[str]:
-        return effects.quarantined(self.effects) if self.effects else set()
+        """Lessons kept out of candidates: harmful by per-lesson effect, or blamed."""
+        harmful = effects.quarantined(self.effects) if self.effects else set()
+        return harmful | self.blamed
 
     def gate(self) -> list[model.SnapshotEvent]:
         """Propose, evaluate and decide a candidate for every scope that changed."""
@@ -135,9 +145,23 @@ class Behavior:
             events.append(snapshots.activated_event(tenant, agent, sid, replaced=active,
                                                     occurred_at=now, reason=decision.reason))
         elif decision.action == "reject":
+            blamed = self._blame(new, current, cases)
+            with self.lock:
+                self.blamed |= blamed
+            reason = f"{decision.reason}; blamed lesson(s): {', '.join(sorted(blamed))}"
             events.append(snapshots.rejected_event(tenant, agent, sid, actor="policy",
-                                                   occurred_at=now, reason=decision.reason,
+                                                   occurred_at=now, reason=reason,
                                                    edge_cases=decision.failing))
         log.info("candidate snapshot", scope=scope, snapshot=sid, decision=decision.action,
                  reason=decision.reason, size=candidate.size)
         return events
+
+    def _blame(self, new: list[model.Experience], current: list[model.Experience],
+               cases: list[EdgeCase]) -> set[str]:
+        """The new lessons that fail the evaluators on their own (all of them if none does)."""
+        alone = {
+            lesson.experience_id for lesson in new
+            if not all(e.evaluate([*current, lesson], current, cases).passed
+                       for e in self.evaluators)
+        }
+        return alone or {lesson.experience_id for lesson in new}

@@ -48,12 +48,6 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     return serve(settings, processors=not args.no_processors)
 
 
-def _demo(args: argparse.Namespace, settings: Settings) -> int:
-    from kaizen.demo import run
-
-    return run(args, settings)
-
-
 def _import(args: argparse.Namespace, settings: Settings) -> int:
     from kaizen.importers import run
 
@@ -137,9 +131,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_rebuild(sub)
 
-    demo = sub.add_parser("demo", help="run the main job on the local stack")
-    demo.add_argument("--episodes", type=int, default=20)
-    demo.set_defaults(handler=_demo)
+    from kaizen.demo.run import add_parser as add_demo
+
+    add_demo(sub)
     return parser
 
 

@@ -1,5 +1,6 @@
 """The HTTP API of `kaizen serve` (stdlib server, JSON in and out, bound to 127.0.0.1 by default).
 
+    GET  /              the dashboard (kaizen/static/dashboard.html)
     GET  /health
     POST /recall        {"task", "agent", "tenant", "user"?, "tools"?, "k"?}
     GET  /experiences   ?tenant=&agent=
@@ -15,6 +16,7 @@ import json
 import time
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlparse
 
@@ -29,6 +31,7 @@ if TYPE_CHECKING:
     from kaizen.service import Stores
 
 ANALYTICS = ("failures", "signatures", "repeats", "snapshots", "curve")
+DASHBOARD = Path(__file__).parent / "static" / "dashboard.html"
 
 
 def run_analytics(stores: Stores, name: str, params: dict[str, str]) -> list[dict[str, Any]]:
@@ -83,12 +86,22 @@ def make_server(host: str, port: int, stores: Stores, settings: Settings,
             self.end_headers()
             self.wfile.write(data)
 
+        def _reply_html(self, data: bytes) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(data)))
+            self.send_header("Cache-Control", "no-store")
+            self.end_headers()
+            self.wfile.write(data)
+
         def do_GET(self) -> None:  # noqa: N802 - stdlib name
             url = urlparse(self.path)
             params = {k: v[-1] for k, v in parse_qs(url.query).items()}
             parts = [p for p in url.path.split("/") if p]
             try:
-                if parts == ["health"]:
+                if not parts:
+                    self._reply_html(DASHBOARD.read_bytes())
+                elif parts == ["health"]:
                     self._reply(200, {"ok": True, "experiences": len(stores.index)})
                 elif len(parts) == 2 and parts[0] == "analytics" and parts[1] in ANALYTICS:
                     self._reply(200, {"rows": run_analytics(stores, parts[1], params)})
