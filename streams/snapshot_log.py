@@ -14,7 +14,8 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Producer
 
 from schemas import model
 from schemas.codec import Codec, DecodeError
-from streams.clients import consumer_config, producer_config
+from streams.clients import consumer_config
+from streams.publish import publish_events
 
 OnSnapshotEvent = Callable[[int, model.SnapshotEvent], None]
 
@@ -77,22 +78,6 @@ def scope_key(tenant: str, agent: str) -> bytes:
 
 def publish(bootstrap: str, topic: str, events: Sequence[model.SnapshotEvent],
             producer: Producer | None = None) -> list[int]:
-    """Append lifecycle events, waiting for the broker; returns their offsets."""
-    codec = Codec()
-    producer = producer or Producer(producer_config(bootstrap, **{"linger.ms": 0}))
-    offsets: list[int] = []
-    errors: list[str] = []
-
-    def delivered(error: object, message: object) -> None:
-        if error is not None:
-            errors.append(str(error))
-        else:
-            offsets.append(int(message.offset()))  # type: ignore[attr-defined]
-
-    for event in events:
-        producer.produce(topic, codec.encode(event), scope_key(event.tenant, event.agent),
-                         on_delivery=delivered)
-    producer.flush(30)
-    if errors or len(offsets) != len(events):
-        raise RuntimeError(f"snapshot events not written: {errors or 'timeout'}")
-    return offsets
+    """Append lifecycle events keyed by scope, waiting for the broker; returns their offsets."""
+    keyed = [(scope_key(e.tenant, e.agent), e) for e in events]
+    return publish_events(bootstrap, topic, keyed, producer)
