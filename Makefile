@@ -33,9 +33,11 @@ unit: $(STAMP) ## Unit tests only (no broker)
 	$(BIN)/pytest tests/unit -q
 
 integration: setup ## Integration tests against a real broker started for the session
+	@bash infra/install-system-deps.sh --browser
 	$(BIN)/pytest tests/integration -q
 
 test: setup lint ## Set everything up, lint, and run the whole suite
+	@bash infra/install-system-deps.sh --browser
 	$(BIN)/pytest -q
 
 demo: setup ## Start the local stack and run the main job

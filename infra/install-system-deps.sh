@@ -18,8 +18,11 @@ need() {  # need <command> <apt package>
 
 need java openjdk-17-jre-headless
 need mvn maven
-# Chromium (headless) drives the dashboard test in tests/integration/test_dashboard.py.
-need chromium chromium
+# Chromium (headless) drives the dashboard test in tests/integration/test_dashboard.py; only the
+# test suite needs it (`--browser`), not the demo.
+if [ "${1:-}" = "--browser" ]; then
+    need chromium chromium
+fi
 
 if [ "${#missing_cmds[@]}" -eq 0 ]; then
     exit 0
