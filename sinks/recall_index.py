@@ -33,15 +33,14 @@ objects, whoever loads them.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import threading
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 
+from schemas.content import content_hash
 from schemas.model import Experience, ToolCallPatch
 from sinks.embedding import Embedder
 
@@ -74,26 +73,6 @@ def recall_text(experience: Experience) -> str:
     """
     parts = (experience.trigger.example_task, experience.guidance, experience.trigger.signature)
     return "\n".join(p.strip() for p in parts if p and p.strip())
-
-
-def content_hash(experience: Experience) -> str:
-    """sha256 of what a lesson makes an agent do: scope, kind, trigger, guidance, patch.
-
-    Support, counts, status, version and evidence are left out, so a lesson that
-    only gained support keeps its hash and a snapshot pinning it stays valid.
-    """
-    content = {
-        "tenant": experience.tenant,
-        "agent": experience.agent,
-        "user": experience.user,
-        "tool": experience.tool,
-        "kind": experience.kind,
-        "trigger": asdict(experience.trigger),
-        "guidance": experience.guidance,
-        "patch": asdict(experience.patch) if experience.patch is not None else None,
-    }
-    text = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(text.encode()).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,10 +26,11 @@ import hashlib
 import json
 import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from processors.learning.evaluation import Evaluation, latest_by_evaluator
+from schemas.content import content_hash
 from schemas.model import Experience, Member, SnapshotEvent
 from schemas.records import from_record, to_record
 
@@ -43,26 +44,6 @@ DECISIONS = ("approved", "rejected")
 def scope_of(tenant: str, agent: str) -> str:
     """The key of a scope on `kaizen.snapshots` and in every per-scope table."""
     return f"{tenant}/{agent}"
-
-
-def content_hash(experience: Experience) -> str:
-    """sha256 of what a lesson makes an agent do: scope, kind, trigger, guidance, patch.
-
-    DUPLICATE of `sinks.recall_index.content_hash` (learning modules may not import sinks):
-    the two must stay byte-identical, a unit test compares them.
-    """
-    content = {
-        "tenant": experience.tenant,
-        "agent": experience.agent,
-        "user": experience.user,
-        "tool": experience.tool,
-        "kind": experience.kind,
-        "trigger": asdict(experience.trigger),
-        "guidance": experience.guidance,
-        "patch": asdict(experience.patch) if experience.patch is not None else None,
-    }
-    text = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def snapshot_id(tenant: str, agent: str, members: Iterable[Member]) -> str:

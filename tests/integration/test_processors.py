@@ -19,7 +19,13 @@ from streams.latest import latest_experiences
 from streams.replay import Bounds, TopicReader
 from streams.topics import Topics
 from tests.integration.kafka_helpers import make_recorder, make_topics
-from tests.integration.workers import start_worker, stop_worker, wait_until_stable, worker_env
+from tests.integration.workers import (
+    environ,
+    start_worker,
+    stop_worker,
+    wait_until_stable,
+    worker_env,
+)
 
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
 BASE_LOG = SHARED / "reflexion" / "hotpotqa_react" / "base_100q_5trials.txt"
@@ -87,23 +93,9 @@ def test_real_react_logs_yield_the_quoted_search_lesson(
     assert "quote" in lesson.guidance.lower()
 
     out = io.StringIO()
-    with contextlib.redirect_stdout(out), _env(env):
+    with contextlib.redirect_stdout(out), environ(env):
         assert kaizen_main(["experiences", "list", "--limit", "0"]) == 0
     assert lesson.experience_id[:12] in out.getvalue()
-
-
-@contextlib.contextmanager
-def _env(env: dict[str, str]) -> Any:
-    import os
-
-    saved = dict(os.environ)
-    os.environ.clear()
-    os.environ.update(env)
-    try:
-        yield
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
 
 
 def _record_drifting_fleet(recorder: Any, episodes: int, seed: int) -> None:

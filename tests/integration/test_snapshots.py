@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,28 +14,37 @@ from kaizen.cli import main as kaizen_main
 from streams.recorder import Recorder
 from tests.integration.kafka_helpers import make_topics
 from tests.integration.test_service import _free_port, _get, _post
-from tests.integration.workers import start_worker, stop_worker, worker_env
+from tests.integration.workers import environ, start_worker, stop_worker, worker_env
 
 SCOPE = "acme/support-bot"
 
 
-@contextlib.contextmanager
-def _environ(env: dict[str, str]) -> Iterator[None]:
-    saved = dict(os.environ)
-    os.environ.clear()
-    os.environ.update(env)
-    try:
-        yield
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-
-
 def _cli(env: dict[str, str], *args: str) -> str:
     out = io.StringIO()
-    with contextlib.redirect_stdout(out), _environ(env):
+    with contextlib.redirect_stdout(out), environ(env):
         assert kaizen_main(list(args)) == 0
     return out.getvalue()
+
+
+@contextlib.contextmanager
+def _serving(kafka_broker: Any, prefix: str, tmp_path: Path, follow: bool = True,
+             **settings: str) -> Iterator[tuple[int, dict[str, str], Recorder]]:
+    """`kaizen serve` on a fresh prefix, and a Recorder of acme/support-bot (following the
+    snapshot log unless `follow` is off); both stopped at the end."""
+    topics = make_topics(kafka_broker.bootstrap, prefix)
+    port = _free_port()
+    env = worker_env(kafka_broker.bootstrap, prefix, tmp_path / "home", KAIZEN_HTTP_PORT=str(port),
+                     KAIZEN_GATE_SECONDS="1", **settings)
+    service = start_worker(env, tmp_path / "serve.log", command="serve")
+    recorder = Recorder("support-bot", "acme", bootstrap=kafka_broker.bootstrap,
+                        topic=topics.episodes, spool_dir=tmp_path / "spool" / "r",
+                        follow_snapshots=topics.snapshots if follow else None)
+    try:
+        _wait_for(lambda: _get(port, "/health"))
+        yield port, env, recorder
+    finally:
+        recorder.close()
+        stop_worker(service)
 
 
 def _teach(recorder: Recorder, tool: str, wrong: str, right: str, episodes: int,
@@ -78,17 +86,8 @@ def _wait_for(predicate: Any, timeout: float = 120.0) -> Any:
 
 def test_gate_approval_rollback_and_monitor(kafka_broker: Any, unique_topic_prefix: str,
                                             tmp_path: Path) -> None:
-    bootstrap = kafka_broker.bootstrap
-    topics = make_topics(bootstrap, unique_topic_prefix)
-    port = _free_port()
-    env = worker_env(bootstrap, unique_topic_prefix, tmp_path / "home", KAIZEN_HTTP_PORT=str(port),
-                     KAIZEN_GATE_SECONDS="1", KAIZEN_MAX_AUTO_CHANGE="1",
-                     KAIZEN_HIGH_RISK_TOOLS="payments.charge")
-    service = start_worker(env, tmp_path / "serve.log", command="serve")
-    recorder = Recorder("support-bot", "acme", bootstrap=bootstrap, topic=topics.episodes,
-                        spool_dir=tmp_path / "spool" / "r", follow_snapshots=topics.snapshots)
-    try:
-        _wait_for(lambda: _get(port, "/health"))
+    with _serving(kafka_broker, unique_topic_prefix, tmp_path, KAIZEN_MAX_AUTO_CHANGE="1",
+                  KAIZEN_HIGH_RISK_TOOLS="payments.charge") as (port, env, recorder):
         # 1. a good lesson passes the gate and activates by itself
         _teach(recorder, "orders.get", "order", "order_id", 4, "orders")
         first = _wait_for(lambda: _activations(port))[0]
@@ -134,24 +133,13 @@ def test_gate_approval_rollback_and_monitor(kafka_broker: Any, unique_topic_pref
                            "--into", str(tmp_path / f"rebuild-{offset}"))
             assert f"digest {live[offset]}" in printed
         assert len(set(live.values())) > 1  # the behavior did change along the log
-    finally:
-        recorder.close()
-        stop_worker(service)
 
 
 def test_a_lesson_that_breaks_past_successes_is_rejected_with_its_edge_cases(
     kafka_broker: Any, unique_topic_prefix: str, tmp_path: Path
 ) -> None:
-    bootstrap = kafka_broker.bootstrap
-    topics = make_topics(bootstrap, unique_topic_prefix)
-    port = _free_port()
-    env = worker_env(bootstrap, unique_topic_prefix, tmp_path / "home", KAIZEN_HTTP_PORT=str(port),
-                     KAIZEN_GATE_SECONDS="1")
-    service = start_worker(env, tmp_path / "serve.log", command="serve")
-    recorder = Recorder("support-bot", "acme", bootstrap=bootstrap, topic=topics.episodes,
-                        spool_dir=tmp_path / "spool" / "r")
-    try:
-        _wait_for(lambda: _get(port, "/health"))
+    with _serving(kafka_broker, unique_topic_prefix, tmp_path,
+                  follow=False) as (port, env, recorder):
         _teach(recorder, "orders.get", "order", "order_id", 4, "good")
         first = _wait_for(lambda: _activations(port))[0]["snapshot_id"]
         # a lesson saying the opposite: it would rewrite the calls that worked above
@@ -162,24 +150,12 @@ def test_a_lesson_that_breaks_past_successes_is_rejected_with_its_edge_cases(
         assert rejected["edge_cases"] and all(e.startswith("good-") for e in
                                                rejected["edge_cases"])
         assert _state(port)["active"][SCOPE] == first
-    finally:
-        recorder.close()
-        stop_worker(service)
 
 
 def test_the_live_monitor_rolls_back_a_lesson_that_hurts(kafka_broker: Any,
                                                           unique_topic_prefix: str,
                                                           tmp_path: Path) -> None:
-    bootstrap = kafka_broker.bootstrap
-    topics = make_topics(bootstrap, unique_topic_prefix)
-    port = _free_port()
-    env = worker_env(bootstrap, unique_topic_prefix, tmp_path / "home", KAIZEN_HTTP_PORT=str(port),
-                     KAIZEN_GATE_SECONDS="1")
-    service = start_worker(env, tmp_path / "serve.log", command="serve")
-    recorder = Recorder("support-bot", "acme", bootstrap=bootstrap, topic=topics.episodes,
-                        spool_dir=tmp_path / "spool" / "r", follow_snapshots=topics.snapshots)
-    try:
-        _wait_for(lambda: _get(port, "/health"))
+    with _serving(kafka_broker, unique_topic_prefix, tmp_path) as (port, env, recorder):
         _teach(recorder, "orders.get", "order", "order_id", 3, "good")
         parent = _wait_for(lambda: _activations(port))[0]["snapshot_id"]
         _wait_for(lambda: recorder.snapshot_id == parent, timeout=5)
@@ -201,25 +177,14 @@ def test_the_live_monitor_rolls_back_a_lesson_that_hurts(kafka_broker: Any,
         assert rollback["snapshot_id"] == parent and rollback["actor"] == "monitor"
         _wait_for(lambda: _state(port)["active"].get(SCOPE) == parent)
         assert "crm.lookup" not in _recalled_tools(port)
-    finally:
-        recorder.close()
-        stop_worker(service)
 
 
 
 def test_a_lesson_whose_recalls_keep_failing_is_quarantined_and_dropped(
     kafka_broker: Any, unique_topic_prefix: str, tmp_path: Path
 ) -> None:
-    bootstrap = kafka_broker.bootstrap
-    topics = make_topics(bootstrap, unique_topic_prefix)
-    port = _free_port()
-    env = worker_env(bootstrap, unique_topic_prefix, tmp_path / "home", KAIZEN_HTTP_PORT=str(port),
-                     KAIZEN_GATE_SECONDS="1")
-    service = start_worker(env, tmp_path / "serve.log", command="serve")
-    recorder = Recorder("support-bot", "acme", bootstrap=bootstrap, topic=topics.episodes,
-                        spool_dir=tmp_path / "spool" / "r")
-    try:
-        _wait_for(lambda: _get(port, "/health"))
+    with _serving(kafka_broker, unique_topic_prefix, tmp_path,
+                  follow=False) as (port, env, recorder):
         _teach(recorder, "orders.get", "order", "order_id", 3, "good")
         _teach(recorder, "crm.lookup", "mail", "email", 3, "crm")
         _wait_for(lambda: _recalled_tools(port) == {"orders.get", "crm.lookup"})
@@ -234,6 +199,3 @@ def test_a_lesson_whose_recalls_keep_failing_is_quarantined_and_dropped(
         _wait_for(lambda: _recalled_tools(port) == {"orders.get"})
         last = _activations(port)[-1]
         assert last["action"] == "activated" and last["actor"] == "policy"
-    finally:
-        recorder.close()
-        stop_worker(service)

@@ -40,7 +40,6 @@ from schemas.model import (
     ToolCallPatch,
     Trigger,
 )
-from sinks.recall_index import content_hash as sink_content_hash
 
 T0 = 1_700_000_000_000
 SCOPE = "acme/bot"
@@ -77,13 +76,6 @@ def fold(events: list[SnapshotEvent]) -> SnapshotLog:
 
 
 # --- content hash and ids -----------------------------------------------------------------
-
-
-@pytest.mark.parametrize("x", [
-    lesson("a"), lesson("b", patch=STRIP), lesson("c", tool=None, user="u1", guidance="Ünïcode"),
-])
-def test_content_hash_is_byte_identical_to_the_recall_index(x: Experience) -> None:
-    assert content_hash(x) == sink_content_hash(x)
 
 
 def test_content_hash_ignores_support_and_status_but_not_guidance() -> None:
