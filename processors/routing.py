@@ -4,7 +4,6 @@ and the records to send. The faust agents in `processors/app.py` only move bytes
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,9 +12,8 @@ from processors.learning import curation, episodes, patterns
 from processors.learning.signatures import error_signature
 from schemas import model
 from schemas.codec import Codec, DecodeError
+from schemas.dead_letters import dead_letter, dead_letter_key
 from streams.topics import Topics
-
-DEAD_LETTER_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "kaizen:deadletter:v1")
 
 
 @dataclass(frozen=True)
@@ -56,20 +54,9 @@ class Router:
 
     def dead_letter(self, record: Record, component: str, error: Exception) -> Outgoing:
         """Bad input goes to the dead-letter topic, whole, with the reason; processing goes on."""
-        letter = model.DeadLetter(
-            event_id=str(uuid.uuid5(DEAD_LETTER_NAMESPACE,
-                                    f"{component}/{record.topic}/{record.partition}/{record.offset}")),
-            occurred_at=record.timestamp_ms,
-            component=component,
-            source_topic=record.topic,
-            source_partition=record.partition,
-            source_offset=record.offset,
-            reason=str(error)[:2000],
-            error_type=type(error).__name__,
-            key=record.key,
-            value=record.value,
-        )
-        key = f"{record.topic}/{record.partition}/{record.offset}".encode()
+        letter = dead_letter(component, record.topic, record.partition, record.offset, error,
+                             key=record.key, value=record.value, occurred_at=record.timestamp_ms)
+        key = dead_letter_key(record.topic, record.partition, record.offset)
         return Outgoing(self.topics.deadletter, key, self.codec.encode(letter))
 
     def decode_episode_event(self, record: Record, component: str) -> model.EpisodeEvent | Outgoing:

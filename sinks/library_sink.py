@@ -26,10 +26,5 @@ class LibrarySink(Sink[model.Event]):
         experiences = [e for e in batch if isinstance(e, model.Experience)]
         if not experiences:
             return
-        self.library.upsert(experiences)
-        newest: dict[str, model.Experience] = {}
-        for x in experiences:
-            if x.experience_id not in newest or x.version >= newest[x.experience_id].version:
-                newest[x.experience_id] = x
-        for x in newest.values():
-            self.index.upsert(x)
+        # the library embeds once; the index takes the same vectors
+        self.index.load(self.library.upsert(experiences))

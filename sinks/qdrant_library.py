@@ -141,15 +141,18 @@ class ExperienceLibrary:
 
     # -- writes ------------------------------------------------------------------
 
-    def upsert(self, experiences: Sequence[Experience]) -> None:
-        """Write the lessons, embedded in one batch; never replaces a newer stored version."""
+    def upsert(self, experiences: Sequence[Experience]) -> list[IndexEntry]:
+        """Write the lessons, embedded in one batch; never replaces a newer stored version.
+
+        Returns the newest version of each lesson with its vector, so the recall index can take
+        them without embedding again."""
         latest: dict[str, Experience] = {}
         for experience in experiences:
             held = latest.get(experience.experience_id)
             if held is None or held.version <= experience.version:
                 latest[experience.experience_id] = experience
         if not latest:
-            return
+            return []
         batch = list(latest.values())
         vectors = self._embedder.embed([recall_text(e) for e in batch])
         by_version: dict[int, list[models.PointStruct]] = {}
@@ -166,6 +169,7 @@ class ExperienceLibrary:
                 must=[models.FieldCondition(key="version", range=models.Range(lte=version))]
             )
             self._client.upsert(self.collection, points=points, update_filter=newer_wins)
+        return [IndexEntry(e, v) for e, v in zip(batch, vectors, strict=True)]
 
     def _payload(self, experience: Experience) -> dict[str, Any]:
         return _to_payload(experience) | {"model_id": self._embedder.model_id}

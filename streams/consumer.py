@@ -10,6 +10,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 
 from schemas import model
 from schemas.codec import Codec, DecodeError
+from schemas.dead_letters import dead_letter, dead_letter_key
 from streams.clients import consumer_config, producer_config
 
 Position = tuple[str, int, int]  # topic, partition, offset
@@ -57,17 +58,10 @@ class EventConsumer:
 
     def _dead_letter(self, position: Position, key: bytes | None, value: bytes | None,
                      error: Exception) -> None:
-        import uuid
-
         topic, partition, offset = position
-        letter = model.DeadLetter(
-            event_id=str(uuid.uuid5(uuid.NAMESPACE_URL,
-                                    f"kaizen:deadletter:{self._component}/{topic}/{partition}/{offset}")),
-            occurred_at=0, component=self._component, source_topic=topic,
-            source_partition=partition, source_offset=offset, reason=str(error)[:2000],
-            error_type=type(error).__name__, key=key, value=value,
-        )
+        letter = dead_letter(self._component, topic, partition, offset, error, key=key,
+                             value=value, occurred_at=0)
         self._dead.produce(self._deadletter, self._codec.encode(letter),
-                           f"{topic}/{partition}/{offset}".encode())
+                           dead_letter_key(topic, partition, offset))
         self._dead.poll(0)
         self.dead_letters += 1

@@ -47,7 +47,6 @@ __all__ = [
     "make_task",
     "pick_user",
     "play_episode",
-    "run_episode",
     "self_repair",
 ]
 
@@ -297,24 +296,6 @@ def play_episode(
     played.success = done and not agent.corrections
     ep.end(success=played.success)
     return played
-
-
-def run_episode(
-    world: World,
-    task: Task,
-    *,
-    recorder_episode: EpisodeHandle,
-    lessons: Sequence[Recalled],
-    episode_index: int,
-    user: str | None,
-    seed: int = 0,
-    self_repair_rate: float = DEFAULT_SELF_REPAIR_RATE,
-) -> bool:
-    """`play_episode`, reduced to whether the episode succeeded."""
-    return play_episode(
-        world, task, recorder_episode=recorder_episode, lessons=lessons,
-        episode_index=episode_index, user=user, seed=seed, self_repair_rate=self_repair_rate,
-    ).success
 
 
 class Fleet:

@@ -22,7 +22,6 @@ from kaizen.demo.fleet import (
     make_task,
     pick_user,
     play_episode,
-    run_episode,
     self_repair,
 )
 from kaizen.demo.world import (
@@ -148,9 +147,10 @@ ONE_CALL = {
 def play(world: World, call: Call, at: int, lessons: Sequence[Recalled] = (), *,
          user: str = "u1", rate: float = 0.0) -> tuple[bool, FakeEpisode]:
     ep = FakeEpisode("t", user, "one", "e")
-    ok = run_episode(world, Task("one", "t", (call,)), recorder_episode=ep, lessons=list(lessons),
-                     episode_index=at, user=user, self_repair_rate=rate)
-    return ok, ep
+    played = play_episode(world, Task("one", "t", (call,)), recorder_episode=ep,
+                          lessons=list(lessons), episode_index=at, user=user,
+                          self_repair_rate=rate)
+    return played.success, ep
 
 
 def rate(results: Sequence[EpisodeResult]) -> float:
