@@ -8,6 +8,7 @@ stores in embedded mode goes through this process.
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import threading
@@ -145,7 +146,11 @@ def start_processors(settings: Settings) -> subprocess.Popen[bytes]:
 def serve(settings: Settings, *, processors: bool = True, ready: threading.Event | None = None,
           stop: threading.Event | None = None, policy: Policy | None = None,
           evaluators: Sequence[Evaluator] | None = None) -> int:
-    """Run until interrupted (or `stop` is set). `policy` and `evaluators` plug into the gate."""
+    """Run until interrupted, terminated or `stop` is set. `policy` and `evaluators` plug into
+    the gate. SIGTERM ends it like Ctrl-C, so the processors child is always stopped with it."""
+    stop = stop or threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
     from kaizen.http_api import make_server
 
     create_topics(settings.bootstrap, settings.topic_prefix, settings.topic_partitions)
@@ -169,7 +174,7 @@ def serve(settings: Settings, *, processors: bool = True, ready: threading.Event
     if ready is not None:
         ready.set()
     try:
-        while not (stop and stop.is_set()):
+        while not stop.is_set():
             time.sleep(0.2)
             if child is not None and child.poll() is not None:
                 log.error("processors exited; restarting", code=child.returncode)
@@ -184,7 +189,11 @@ def serve(settings: Settings, *, processors: bool = True, ready: threading.Event
         threads[0].join(30)
         if child is not None:
             child.terminate()
-            child.wait(30)
+            try:
+                child.wait(15)
+            except subprocess.TimeoutExpired:  # a worker stuck on an unreachable broker
+                child.kill()
+                child.wait(10)
         stores.close()
     return 0
 

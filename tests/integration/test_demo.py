@@ -17,7 +17,7 @@ def test_the_learning_fleet_recovers_after_drifts_and_the_harmful_lesson_is_caug
 ) -> None:
     settings = load_settings(kafka_bootstrap=kafka_broker.bootstrap, home=tmp_path / "home",
                              http_port=_free_port())
-    runs, figures, extra = run_demo(settings, DemoConfig(think_s=0.6))
+    runs, figures, extra = run_demo(settings, DemoConfig(think_s=1.0))
     static = sum(t.result.success for t in runs["static"])
     learning = sum(t.result.success for t in runs["learning"])
     assert learning > static
