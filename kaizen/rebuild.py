@@ -9,9 +9,14 @@ and prints the behavior digest, which equals the digest the live service had at 
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+
+import structlog
+from tqdm import tqdm
 
 from kaizen.settings import Settings
 from kaizen.snapshot_actions import behavior_digest
@@ -19,12 +24,18 @@ from processors.learning import snapshots
 from processors.learning.signatures import error_signature
 from processors.learning.snapshots import SnapshotLog
 from schemas import model
+from schemas.catalog import latest
+from schemas.codec import SINGLE_OBJECT_MAGIC, Codec, DecodeError
+from schemas.container import container
 from sinks.clickhouse import ClickHouseSink
+from sinks.clickhouse_bulk import BulkLoadError, EpisodeBulkLoader
 from sinks.library_sink import LibrarySink
 from sinks.qdrant_library import ExperienceLibrary
 from sinks.recall_index import RecallIndex
-from streams.replay import Bounds, TopicReader
+from streams.replay import Bounds, RawRecord, TopicReader
 from streams.topics import Topics
+
+log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True)
@@ -35,10 +46,14 @@ class RebuildReport:
     seconds: float
     digest: str
     active: dict[str, str]
+    skipped: int = 0  # records no schema could decode (an audit with `kaizen replay` shows them)
+    setup_seconds: float = 0.0  # creating the stores, before the first record is read
 
     @property
     def rate(self) -> float:
-        return self.events / self.seconds if self.seconds else 0.0
+        """Events per second of replay, the stores' one-time creation excluded."""
+        replay = self.seconds - self.setup_seconds
+        return self.events / replay if replay > 0 else 0.0
 
 
 def _snapshot_log(settings: Settings, to_offset: int) -> tuple[SnapshotLog, int]:
@@ -51,16 +66,88 @@ def _snapshot_log(settings: Settings, to_offset: int) -> tuple[SnapshotLog, int]
     return state, last_ms
 
 
-def rebuild(settings: Settings, to_offset: int, target: Path) -> RebuildReport:
+class _Stores:
+    """The fresh stores of one rebuild. Episode events in the current schema go in bulk (decoded
+    by ClickHouse, `sinks/clickhouse_bulk.py`) on a background thread, so reading the log and
+    loading it overlap; every other record is decoded here, one by one. The ClickHouse client
+    is never used by both threads at once: the per-record path waits for the bulk load first."""
+
+    BULK_RECORDS = 50_000
+
+    def __init__(self, target: Path) -> None:
+        (target / "clickhouse").mkdir(parents=True, exist_ok=True)
+        self.clickhouse = ClickHouseSink(f"chdb://{(target / 'clickhouse').resolve()}",
+                                         signature_of=error_signature, max_batch=20_000)
+        self.clickhouse.setup()
+        self.library = ExperienceLibrary.open(path=target / "qdrant")
+        self.library_sink = LibrarySink(self.library, RecallIndex(self.library.embedder))
+        schema = latest("episode_event")
+        self.bulk = EpisodeBulkLoader(self.clickhouse.client, schema, signature_of=error_signature)
+        self.bulk_header = SINGLE_OBJECT_MAGIC + schema.fingerprint
+        self.pending: list[RawRecord] = []
+        self.loading: tuple[list[RawRecord], Future[None]] | None = None
+        self.loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bulk-load")
+        self.codec, self.skipped = Codec(), 0
+
+    def add(self, record: RawRecord) -> None:
+        if record.value[:10] == self.bulk_header:
+            self.pending.append(record)
+            if len(self.pending) >= self.BULK_RECORDS:
+                self._load_pending()
+            return
+        self._add_one(record)
+
+    def _add_one(self, record: RawRecord) -> None:
+        try:
+            event = self.codec.decode(record.value)
+        except DecodeError:
+            self.skipped += 1
+            return
+        position = (record.topic, record.partition, record.offset)
+        self.clickhouse.add(event, position)
+        self.library_sink.add(event, position)
+        if self.clickhouse.due():
+            self._wait_for_load()
+            self.clickhouse.flush()
+
+    def _load_pending(self) -> None:
+        self._wait_for_load()
+        pending, self.pending = self.pending, []
+        if pending:
+            block = container(self.bulk.schema, [r.value[10:] for r in pending])
+            self.loading = (pending, self.loader.submit(self.bulk.load, block))
+
+    def _wait_for_load(self) -> None:
+        if self.loading is None:
+            return
+        records, future = self.loading
+        self.loading = None
+        try:
+            future.result()
+        except BulkLoadError as error:  # a corrupt body spoils the block: go record by record
+            log.warning("bulk load failed; decoding one by one", records=len(records),
+                        error=str(error))
+            for record in records:
+                self._add_one(record)
+
+    def flush(self) -> None:
+        self._load_pending()
+        self._wait_for_load()
+        self.clickhouse.flush()
+        self.library_sink.flush()
+
+    def close(self) -> None:
+        self.loader.shutdown(wait=True)
+        self.clickhouse.close()
+        self.library.close()
+
+
+def rebuild(settings: Settings, to_offset: int, target: Path, progress: bool = False
+            ) -> RebuildReport:
     started = time.perf_counter()
     state, as_of_ms = _snapshot_log(settings, to_offset)
-    target.mkdir(parents=True, exist_ok=True)
-    (target / "clickhouse").mkdir(exist_ok=True)
-    clickhouse = ClickHouseSink(f"chdb://{(target / 'clickhouse').resolve()}",
-                                signature_of=error_signature, max_batch=20_000)
-    clickhouse.setup()
-    library = ExperienceLibrary.open(path=target / "qdrant")
-    library_sink = LibrarySink(library, RecallIndex(library.embedder))
+    stores = _Stores(target)
+    setup_seconds = time.perf_counter() - started
     topics = Topics(settings.topic_prefix)
     events = 0
     try:
@@ -68,30 +155,31 @@ def rebuild(settings: Settings, to_offset: int, target: Path) -> RebuildReport:
                       topics.snapshots):
             bounds = (Bounds(to_offset=to_offset) if topic == topics.snapshots
                       else Bounds(to_time_ms=as_of_ms + 1))
-            for record in TopicReader(settings.bootstrap, topic, bounds).records():
-                if record.event is None:
-                    continue
-                position = (record.topic, record.partition, record.offset)
-                clickhouse.add(record.event, position)
-                library_sink.add(record.event, position)
-                events += 1
-                if clickhouse.due():
-                    clickhouse.flush()
-        clickhouse.flush()
-        library_sink.flush()
+            reader = TopicReader(settings.bootstrap, topic, bounds)
+            with tqdm(total=reader.total, desc=topic, unit="rec", file=sys.stderr,
+                      disable=not progress or reader.total < 50_000) as bar:
+                for i, record in enumerate(reader.raw_records(), 1):
+                    stores.add(record)
+                    if i % 10_000 == 0:
+                        bar.update(10_000)
+                bar.update(reader.total - bar.n)
+            events += reader.total
+        stores.flush()
     finally:
-        clickhouse.close()
-        library.close()
+        stores.close()
     active = state.as_of_offset(to_offset)
-    return RebuildReport(to_offset, as_of_ms, events, time.perf_counter() - started,
-                         behavior_digest(state, to_offset), active)
+    return RebuildReport(to_offset, as_of_ms, events - stores.skipped,
+                         time.perf_counter() - started, behavior_digest(state, to_offset), active,
+                         stores.skipped, setup_seconds)
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     target = Path(args.into) if args.into else settings.home / f"rebuild-{args.to_offset}"
-    report = rebuild(settings, args.to_offset, target)
+    report = rebuild(settings, args.to_offset, target, progress=True)
     print(f"rebuilt {report.events:,} events into {target} in {report.seconds:.1f}s "
-          f"({report.rate:,.0f} events/s)")
+          f"({report.rate:,.0f} events/s after {report.setup_seconds:.1f}s creating the stores)")
+    if report.skipped:
+        print(f"skipped {report.skipped:,} undecodable records (see them with `kaizen replay`)")
     for scope, sid in sorted(report.active.items()):
         print(f"active {scope}: {sid}")
     print(f"digest {report.digest}")

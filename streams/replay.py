@@ -12,7 +12,7 @@ import dataclasses
 import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from confluent_kafka import OFFSET_END, Consumer, TopicPartition
 
@@ -45,6 +45,17 @@ class ReplayedRecord:
     def as_json(self) -> dict[str, Any]:
         fields = dataclasses.fields(self)
         return {f.name: getattr(self, f.name) for f in fields if f.name != "event"}
+
+
+class RawRecord(NamedTuple):
+    """A record as stored: its position and bytes (a tuple: bulk reads make millions)."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp_ms: int
+    key: bytes | None
+    value: bytes
 
 
 def event_as_dict(event: Any) -> dict[str, Any]:
@@ -147,14 +158,27 @@ class TopicReader:
         self.total = sum(max(0, self.ends[p] - self.starts[p]) for p in partitions)
 
     def records(self) -> Iterator[ReplayedRecord]:
-        """Every record in range, partition by partition interleaved as the broker serves them."""
+        """Every record in range, decoded, partition by partition interleaved as served."""
+        for message in self._messages(500):
+            yield self._decoded(message)
+
+    def raw_records(self) -> Iterator[RawRecord]:
+        """Every record in range, undecoded: for bulk readers that decode elsewhere."""
+        for message in self._messages(10_000):
+            yield RawRecord(message.topic(), message.partition(), message.offset(),
+                            message.timestamp()[1], message.key(), message.value() or b"")
+
+    def _messages(self, batch: int) -> Iterator[Any]:
         remaining = {p for p in self.starts if self.ends[p] > self.starts[p]}
         self._consumer.assign(
             [TopicPartition(self.topic, p, self.starts[p]) for p in sorted(remaining)]
         )
+        # Ask for no more than the range still holds: consume() waits out its timeout when fewer
+        # messages than asked for exist, which would cost a second at the end of every range.
+        left = self.total
         try:
             while remaining:
-                for message in self._consumer.consume(500, timeout=1.0):
+                for message in self._consumer.consume(max(1, min(batch, left)), timeout=1.0):
                     if message.error() is not None:
                         continue
                     partition, offset = message.partition(), message.offset()
@@ -163,7 +187,8 @@ class TopicReader:
                     if offset >= self.ends[partition]:
                         remaining.discard(partition)
                         continue
-                    yield self._decoded(message)
+                    left -= 1
+                    yield message
                     if offset + 1 >= self.ends[partition]:
                         remaining.discard(partition)
         finally:
