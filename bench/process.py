@@ -1,8 +1,9 @@
 """Processor throughput and recovery-to-experience latency, on a real broker.
 
 Prints, from one run on one machine (so the ratio is meaningful on a noisy box):
-- the raw consume rate of the episodes topic (confluent-kafka, no decoding) and the rate of one
-  processor worker over the same topic, and their ratio;
+- the raw consume rate of the episodes topic (confluent-kafka, no decoding), the rate of one faust
+  worker that takes the same events and does nothing (faust's own ceiling), and the rate of one
+  processor worker over the same topic, with the ratios;
 - the latency from a recovery being emitted by a Recorder to its experience appearing on
   `kaizen.experiences` (p50 / p99), with the worker caught up.
 
@@ -81,12 +82,17 @@ def _committed(bootstrap: str, group: str, topic: str, partitions: list[int]) ->
     return sum(max(tp.offset, 0) for tp in offsets)
 
 
-def processor_rate(bootstrap: str, prefix: str, home: Path, total: int) -> tuple[float, Any]:
+def processor_rate(bootstrap: str, prefix: str, home: Path, total: int,
+                   baseline: bool = False) -> tuple[float, Any]:
+    """Events/s of one worker over the episodes topic, from its committed offsets; `baseline`
+    runs faust alone (`kaizen process --faust-baseline`: takes the events, does nothing)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("KAIZEN_")}
     env.update(KAIZEN_KAFKA_BOOTSTRAP=bootstrap, KAIZEN_TOPIC_PREFIX=prefix, KAIZEN_HOME=str(home))
-    worker = subprocess.Popen([sys.executable, "-m", "kaizen.cli", "process"], env=env,
+    command = [sys.executable, "-m", "kaizen.cli", "process"]
+    worker = subprocess.Popen([*command, "--faust-baseline"] if baseline else command, env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    topic, group = Topics(prefix).episodes, f"{prefix}-processors"
+    topic = Topics(prefix).episodes
+    group = f"{prefix}-processors" + ("-baseline" if baseline else "")
     partitions = list(range(3))
     first_progress: tuple[float, int] | None = None
     done = 0
@@ -180,6 +186,10 @@ def main() -> int:
             total = sum(_end_offsets(probe, topics.episodes).values())
             probe.close()
             raw = raw_consume_rate(bootstrap, topics.episodes, total)
+            faust_alone, baseline = processor_rate(bootstrap, prefix, home / "baseline", total,
+                                                   baseline=True)
+            baseline.terminate()
+            baseline.wait(30)
             started = time.perf_counter()
             rate, worker = processor_rate(bootstrap, prefix, home / "worker", total)
             assembled = time.perf_counter() - started
@@ -190,8 +200,11 @@ def main() -> int:
             worker.wait(30)
     print(f"episode events            {total:,}")
     print(f"raw consume (confluent)   {raw:,.0f} events/s")
-    print(f"processors, one worker    {rate:,.0f} events/s assembled  ({rate / raw:.1%} of raw "
-          f"consume); {pipeline:,.0f} events/s until every output was written")
+    print(f"faust alone, one worker   {faust_alone:,.0f} events/s  (takes the events, does "
+          f"nothing: {faust_alone / raw:.1%} of raw consume)")
+    print(f"processors, one worker    {rate:,.0f} events/s assembled  ({rate / faust_alone:.0%} "
+          f"of faust alone, {rate / raw:.1%} of raw consume); {pipeline:,.0f} events/s until "
+          "every output was written")
     print("target                    >= 20,000 events/s per worker")
     if latencies:
         p50 = statistics.median(latencies)

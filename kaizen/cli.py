@@ -101,6 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
     process = sub.add_parser("process", help="run the stream processors (a faust worker)")
     process.add_argument("--faust-log-level", default="warn",
                          choices=["crit", "error", "warn", "info", "debug"])
+    process.add_argument("--faust-baseline", action="store_true",
+                         help="run faust alone (take the episodes, do nothing): the ceiling of "
+                              "faust on this machine, for sizing (bench/process.py prints it)")
     process.set_defaults(handler=_process)
 
     experiences = sub.add_parser("experiences", help="the lessons learned so far")

@@ -28,5 +28,6 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from processors.app import run_worker  # imports faust: only when a worker is wanted
 
     create_topics(settings.bootstrap, settings.topic_prefix, settings.topic_partitions)
-    run_worker(processor_config(settings), loglevel=args.faust_log_level)
+    run_worker(processor_config(settings), loglevel=args.faust_log_level,
+               baseline=args.faust_baseline)
     return 0

@@ -6,16 +6,18 @@
     curation-v1     --curate-----> kaizen.experiences
     bad records of any input ----> kaizen.deadletter
 
-This is the only module that imports faust. Processing is at-least-once: after a crash, records
-since the last commit are read again, and the folds recognise them (event ids, seq), so state
-and outputs come out the same as in an uninterrupted run. A bug in a fold is not caught: the
-agent crashes loudly rather than skipping records.
+This is the only module that imports faust; what each agent does with a batch of records is in
+`processors/steps.py`. Processing is at-least-once: after a crash, records since the last commit
+are read again, and the folds recognise them (event ids, seq), so state and outputs come out the
+same as in an uninterrupted run. A bug in a fold is not caught: the agent crashes loudly rather
+than skipping records.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import Any
+import asyncio
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any, Protocol
 
 import faust
 import structlog
@@ -28,9 +30,46 @@ from processors.config import (
     TOOL_RESULTS_TOPIC,
     ProcessorConfig,
 )
-from processors.routing import Outgoing, Record, Result, Router
+from processors.routing import Outgoing, Record, Router
+from processors.steps import AggregateStep, AssembleStep, Batch, CurateStep
+from streams.topics import Topics
 
 log = structlog.get_logger(__name__)
+
+
+class Step(Protocol):
+    def process(self, table: Any, records: Sequence[Record]) -> Batch: ...
+
+
+class PartitionedTable(faust.Table):
+    """A table whose writes name their changelog partition (the `Store` of `processors/steps.py`).
+
+    faust takes a write's changelog partition from the stream's "current event"; a batch mixes
+    partitions, so each write says which partition its key's records come from instead. Restores
+    after a rebalance read a partition's changelog only: a wrong partition would lose the state."""
+
+    _write_partition: int | None = None
+
+    def partition_for_key(self, key: Any) -> int | None:
+        if self._write_partition is None:
+            raise RuntimeError(f"table {self.name}: write without a partition")
+        return self._write_partition
+
+    def put(self, key: str, value: Any, partition: int) -> None:
+        self._write_partition = partition
+        try:
+            self[key] = value
+        finally:
+            self._write_partition = None
+
+    def delete(self, key: str, partition: int) -> None:
+        if key not in self:
+            return
+        self._write_partition = partition
+        try:
+            del self[key]
+        finally:
+            self._write_partition = None
 
 
 def _record(event: faust.EventT) -> Record:
@@ -39,32 +78,32 @@ def _record(event: faust.EventT) -> Record:
                   message.value or b"", int((message.timestamp or 0) * 1000))
 
 
+def _faust_app(app_id: str, config: ProcessorConfig) -> faust.App:
+    return faust.App(
+        app_id,
+        broker=f"kafka://{config.bootstrap}",
+        store="memory://",
+        datadir=str(config.data_dir),
+        key_serializer="json",  # tables: str keys, dict states
+        value_serializer="json",
+        topic_partitions=config.partitions,
+        topic_replication_factor=1,
+        web_enabled=False,
+        processing_guarantee="at_least_once",
+        broker_commit_interval=1.0,
+        table_standby_replicas=0,
+        Table=PartitionedTable,
+    )
+
+
 class Processors:
     """Builds the faust app for one config; `app.main()` / `app.worker` runs it."""
 
     def __init__(self, config: ProcessorConfig) -> None:
         self.config = config
         self.router = Router(config)
-        self.app = faust.App(
-            config.app_id,
-            broker=f"kafka://{config.bootstrap}",
-            store="memory://",
-            datadir=str(config.data_dir),
-            key_serializer="json",  # tables: str keys, dict states
-            value_serializer="json",
-            topic_partitions=config.partitions,
-            topic_replication_factor=1,
-            web_enabled=False,
-            processing_guarantee="at_least_once",
-            broker_commit_interval=1.0,
-            table_standby_replicas=0,
-        )
+        self.app = _faust_app(config.app_id, config)
         self._outputs: dict[str, faust.TopicT] = {}
-        self._watermarks: dict[int, int] = {}
-        self._last_scan: dict[int, int] = {}
-        # per partition: episode id -> (last event time, closed); rebuilt from the table after a
-        # (re)start, so the idle scan never has to decode every stored episode
-        self._activity: dict[int, dict[str, tuple[int, bool]]] = {}
         self._build()
 
     def _topic(self, name: str, internal: bool = False) -> faust.TopicT:
@@ -75,115 +114,71 @@ class Processors:
             )
         return self._outputs[name]
 
-    async def _send(self, outgoing: list[Outgoing]) -> None:
-        for item in outgoing:
-            await self._topic(item.topic).send(key=item.key, value=item.value)
-
     def _build(self) -> None:
         topics, cfg = self.router.topics, self.config
         episodes_in = self._topic(topics.episodes)
         tool_results = self._topic(cfg.internal(TOOL_RESULTS_TOPIC), internal=True)
         curation_in = self._topic(cfg.internal(CURATION_TOPIC), internal=True)
-        self.episodes = self.app.Table(EPISODES_TABLE, default=None, partitions=cfg.partitions)
-        self.patterns = self.app.Table(PATTERNS_TABLE, default=None, partitions=cfg.partitions)
-        self.curation = self.app.Table(CURATION_TABLE, default=None, partitions=cfg.partitions)
-        self.app.agent(episodes_in, name="assemble-v1")(self._assemble)
-        self.app.agent(tool_results, name="aggregate-v1")(self._aggregate)
-        self.app.agent(curation_in, name="curate-v1")(self._curate)
+        steps = (("assemble-v1", episodes_in, EPISODES_TABLE, AssembleStep(self.router)),
+                 ("aggregate-v1", tool_results, PATTERNS_TABLE, AggregateStep(self.router)),
+                 ("curate-v1", curation_in, CURATION_TABLE, CurateStep(self.router)))
+        self.tables: dict[str, Any] = {}
+        for agent_name, source, table_name, step in steps:
+            table = self.app.Table(table_name, default=None, partitions=cfg.partitions)
+            self.tables[table_name] = table
+            self.app.agent(source, name=agent_name)(self._agent(step, table))
 
-    async def _assemble(self, stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
-        async for event in stream.events():
-            record = _record(event)
-            decoded = self.router.decode_episode_event(record, "assemble")
-            if isinstance(decoded, Outgoing):
-                await self._send([decoded])
-                continue
-            result = self.router.assemble(self.episodes.get(decoded.episode_id), record, decoded)
-            self._store(self.episodes, decoded.episode_id, result)
-            self._note_activity(record.partition, decoded.episode_id, result)
-            await self._send(result.outgoing)
-            await self._close_idle(record.partition, decoded.occurred_at)
-            yield None
+    def _agent(self, step: Step, table: Any) -> Callable[[faust.StreamT[bytes]],
+                                                        AsyncIterator[None]]:
+        async def run(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
+            # take_events acks a batch's events (so their offsets may be committed) only after
+            # this loop body has finished with the batch; StreamT's stub lacks the method
+            assert isinstance(stream, faust.Stream)
+            async for events in stream.take_events(self.config.batch_records,
+                                                   within=self.config.batch_seconds):
+                batch = step.process(table, [_record(event) for event in events])
+                await self._send(batch.outgoing)
+                batch.commit()
+                yield None
+        return run
 
-    async def _close_idle(self, partition: int, occurred_at: int) -> None:
-        """Advance the partition's watermark (event time) and, now and then, close idle episodes
-        of this partition. Event time, not the wall clock, so replays close the same episodes."""
-        watermark = max(self._watermarks.get(partition, 0), occurred_at)
-        self._watermarks[partition] = watermark
-        if watermark - self._last_scan.get(partition, 0) < self.config.idle_scan_ms:
-            return
-        self._last_scan[partition] = watermark
-        activity = self._partition_activity(partition)
-        cfg = self.config
-        due = [episode_id for episode_id, (last, closed) in activity.items()
-               if last <= watermark - (cfg.linger_ms if closed else cfg.idle_ms)]
-        for episode_id in due:
-            state = self.episodes.get(episode_id)
-            if state is None:
-                activity.pop(episode_id, None)
-                continue
-            result = self.router.close_idle(state, watermark)
-            if result.state != state:
-                self._store(self.episodes, episode_id, result)
-            self._note_activity(partition, episode_id, result)
-            await self._send(result.outgoing)
-
-    def _partition_activity(self, partition: int) -> dict[str, tuple[int, bool]]:
-        if partition not in self._activity:
-            self._activity[partition] = {
-                episode_id: (state["episode"]["last_event_at"], state["episode"]["closed"])
-                for episode_id, state in self.episodes.items()
-                if state is not None and state.get("partition") == partition
-            }
-        return self._activity[partition]
-
-    def _note_activity(self, partition: int, episode_id: str, result: Result) -> None:
-        activity = self._partition_activity(partition)
-        if result.state is None:
-            activity.pop(episode_id, None)
-        else:
-            episode = result.state["episode"]
-            activity[episode_id] = (episode["last_event_at"], episode["closed"])
-
-    async def _aggregate(self, stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
-        async for event in stream.events():
-            record = _record(event)
-            decoded = self.router.decode_episode_event(record, "aggregate")
-            if isinstance(decoded, Outgoing):
-                await self._send([decoded])
-                continue
-            result = self.router.aggregate(self.patterns.get(decoded.agent), decoded)
-            self._store(self.patterns, decoded.agent, result)
-            await self._send(result.outgoing)
-            yield None
-
-    async def _curate(self, stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
-        async for event in stream.events():
-            record = _record(event)
-            decoded = self.router.decode_signal(record, "curate")
-            if isinstance(decoded, Outgoing):
-                await self._send([decoded])
-                continue
-            key = (record.key or b"").decode()
-            result = self.router.curate(self.curation.get(key), decoded)
-            self._store(self.curation, key, result)
-            await self._send(result.outgoing)
-            yield None
-
-    @staticmethod
-    def _store(table: Any, key: str, result: Result) -> None:
-        if result.state is None:
-            table.pop(key, None)
-        else:
-            table[key] = result.state
+    async def _send(self, outgoing: list[Outgoing]) -> None:
+        """Send in order and wait until the broker has every record (before states are stored).
+        The app's producer directly: faust's per-message `topic.send` halved the throughput."""
+        producer = self.app.producer
+        pending = [await producer.send(item.topic, item.key, item.value, None, None, None)
+                   for item in outgoing]
+        if pending:
+            await asyncio.gather(*pending)
 
 
 def create_app(config: ProcessorConfig) -> faust.App:
     return Processors(config).app
 
 
-def run_worker(config: ProcessorConfig, loglevel: str = "warn") -> None:
+def create_baseline_app(config: ProcessorConfig) -> faust.App:
+    """faust alone: an agent that takes the episodes in batches as the processors do, and does
+    nothing with them. Its rate is the ceiling of faust itself on this machine and topic;
+    `bench/process.py` prints it next to the processors' rate."""
+    app = _faust_app(f"{config.app_id}-baseline", config)
+    topic = app.topic(Topics(config.prefix).episodes, key_type=bytes, value_type=bytes,
+                      key_serializer="raw", value_serializer="raw")
+
+    async def take_only(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
+        assert isinstance(stream, faust.Stream)
+        async for _ in stream.take_events(config.batch_records, within=config.batch_seconds):
+            yield None
+
+    app.agent(topic, name="baseline")(take_only)
+    return app
+
+
+def run_worker(config: ProcessorConfig, loglevel: str = "warn", baseline: bool = False) -> None:
     """Run one worker until SIGTERM / SIGINT; faust handles rebalancing and recovery."""
     config.data_dir.mkdir(parents=True, exist_ok=True)
-    worker = faust.Worker(create_app(config), loglevel=loglevel, quiet=True)
+    app = create_baseline_app(config) if baseline else create_app(config)
+    worker = faust.Worker(app, loglevel=loglevel, quiet=True)
+    # with a spinner faust lowers the root logger to DEBUG, and every hot-path debug call then
+    # builds a log record (10-25% of the throughput); without it the level stays as asked
+    worker.spinner = None
     worker.execute_from_commandline()

@@ -26,6 +26,8 @@ class ProcessorConfig:
     linger_ms: int = 60_000
     window_seconds: int = 60
     idle_scan_ms: int = 5_000  # how much the watermark must advance between idle scans
+    batch_records: int = 1_000  # records folded per batch (one table write per touched key)
+    batch_seconds: float = 0.05  # longest wait for a batch to fill: bounds the added latency
 
     def internal(self, name: str) -> str:
         return f"{self.prefix}.{name}"

@@ -4,8 +4,7 @@ and the records to send. The faust agents in `processors/app.py` only move bytes
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 from processors.config import CURATION_TOPIC, TOOL_RESULTS_TOPIC, ProcessorConfig
 from processors.learning import curation, episodes, patterns
@@ -33,15 +32,6 @@ class Outgoing:
     topic: str
     key: bytes
     value: bytes
-
-
-@dataclass
-class Result:
-    """The new state of the step's key (None: delete) and the records to send. Episode states are
-    stored with their partition, so the idle scan of a partition touches only its own keys."""
-
-    state: dict[str, Any] | None
-    outgoing: list[Outgoing] = field(default_factory=list)
 
 
 class Router:
@@ -79,27 +69,25 @@ class Router:
             return self.dead_letter(record, component, DecodeError("expected a signal"))
         return event
 
-    def assemble(self, state: dict[str, Any] | None, record: Record,
-                 event: model.EpisodeEvent) -> Result:
+    def assemble(self, state: episodes.EpisodeState | None, record: Record,
+                 event: model.EpisodeEvent) -> tuple[episodes.EpisodeState, list[Outgoing]]:
         """Fold one episode event; emit its signals and forward tool results for patterns."""
-        current = episodes.EpisodeState.from_dict(state["episode"]) if state else None
         positioned = episodes.PositionedEvent(event, record.partition, record.offset)
-        new_state, signals = episodes.apply_event(current, positioned)
+        new_state, signals = episodes.apply_event(state, positioned)
         out = self.signal_outputs(signals)
         if isinstance(event.payload, model.ToolResult):
             # Forwarded as it arrives (duplicates, out-of-seq order): patterns dedupe by event id.
             out.append(Outgoing(self.config.internal(TOOL_RESULTS_TOPIC), event.agent.encode(),
                                 record.value))
-        return Result({"partition": record.partition, "episode": new_state.to_dict()}, out)
+        return new_state, out
 
-    def close_idle(self, state: dict[str, Any], watermark_ms: int) -> Result:
-        """Abandon an idle episode; drop its state once it has lingered long enough."""
-        current = episodes.EpisodeState.from_dict(state["episode"])
-        new_state, signals = episodes.close_if_idle(current, watermark_ms, self.config.idle_ms)
+    def close_idle(self, state: episodes.EpisodeState, watermark_ms: int
+                   ) -> tuple[episodes.EpisodeState | None, list[Outgoing]]:
+        """Abandon an idle episode; None once it has lingered long enough (drop its state)."""
+        new_state, signals = episodes.close_if_idle(state, watermark_ms, self.config.idle_ms)
         if episodes.is_finished(new_state, watermark_ms, self.config.linger_ms):
-            return Result(None, self.signal_outputs(signals))
-        stored = {"partition": state["partition"], "episode": new_state.to_dict()}
-        return Result(stored, self.signal_outputs(signals))
+            return None, self.signal_outputs(signals)
+        return new_state, self.signal_outputs(signals)
 
     def signal_outputs(self, signals: list[model.Signal]) -> list[Outgoing]:
         out = []
@@ -111,25 +99,25 @@ class Router:
                 out.append(Outgoing(self.config.internal(CURATION_TOPIC), key.encode(), value))
         return out
 
-    def aggregate(self, state: dict[str, Any] | None, event: model.EpisodeEvent) -> Result:
-        """Fold one tool result into its agent's windowed patterns."""
-        current = patterns.PatternState.from_dict(state) if state else None
+    def aggregate(self, state: patterns.PatternState | None, event: model.EpisodeEvent
+                  ) -> tuple[patterns.PatternState, list[Outgoing]]:
+        """Fold one tool result into its agent's windowed patterns (in place)."""
         # Every kept window accepts late events: the repartition topic interleaves the episode
         # partitions in no fixed order, so closing windows early would make counts depend on it.
         new_state, updates = patterns.apply_tool_result(
-            current, event, signature_of=error_signature,
+            state, event, signature_of=error_signature,
             window_seconds=self.config.window_seconds, history_windows=10, late_windows=10,
         )
         out = [Outgoing(self.topics.patterns, f"{p.agent}/{p.signature}".encode(),
                         self.codec.encode(p)) for p in updates]
-        return Result(new_state.to_dict(), out)
+        return new_state, out
 
-    def curate(self, state: dict[str, Any] | None, signal: model.Signal) -> Result:
-        """Fold one signal into the lessons of its curation key."""
-        current = curation.CurationState.from_dict(state) if state else None
+    def curate(self, state: curation.CurationState | None, signal: model.Signal
+               ) -> tuple[curation.CurationState, list[Outgoing]]:
+        """Fold one signal into the lessons of its curation key (in place)."""
         new_state, experiences = curation.apply_signal(
-            current, signal, min_support=self.config.min_support
+            state, signal, min_support=self.config.min_support
         )
         out = [Outgoing(self.topics.experiences, x.experience_id.encode(), self.codec.encode(x))
                for x in experiences]
-        return Result(new_state.to_dict(), out)
+        return new_state, out
