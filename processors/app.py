@@ -16,6 +16,7 @@ than skipping records.
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, Protocol
 
@@ -136,9 +137,17 @@ class Processors:
             assert isinstance(stream, faust.Stream)
             async for events in stream.take_events(self.config.batch_records,
                                                    within=self.config.batch_seconds):
-                batch = step.process(table, [_record(event) for event in events])
-                await self._send(batch.outgoing)
-                batch.commit()
+                try:
+                    batch = step.process(table, [_record(event) for event in events])
+                    await self._send(batch.outgoing)
+                    batch.commit()
+                except Exception:
+                    # A bug in a fold, or outputs the broker would not take. take_events acks
+                    # the batch in a `finally`, even now, and faust would restart the agent past
+                    # it: exit at once instead, so the batch is read again by the next worker.
+                    log.exception("processor step failed; exiting before the batch is acked",
+                                  step=type(step).__name__, records=len(events))
+                    os._exit(70)
                 yield None
         return run
 
