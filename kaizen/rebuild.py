@@ -24,11 +24,10 @@ from processors.learning import snapshots
 from processors.learning.signatures import error_signature
 from processors.learning.snapshots import SnapshotLog
 from schemas import model
-from schemas.catalog import latest
 from schemas.codec import SINGLE_OBJECT_MAGIC, Codec, DecodeError
 from schemas.container import container
 from sinks.clickhouse import ClickHouseSink
-from sinks.clickhouse_bulk import BulkLoadError, EpisodeBulkLoader
+from sinks.clickhouse_bulk import BulkLoadError, bulk_loaders
 from sinks.library_sink import LibrarySink
 from sinks.qdrant_library import ExperienceLibrary
 from sinks.recall_index import RecallIndex
@@ -67,10 +66,11 @@ def _snapshot_log(settings: Settings, to_offset: int) -> tuple[SnapshotLog, int]
 
 
 class _Stores:
-    """The fresh stores of one rebuild. Episode events in the current schema go in bulk (decoded
-    by ClickHouse, `sinks/clickhouse_bulk.py`) on a background thread, so reading the log and
-    loading it overlap; every other record is decoded here, one by one. The ClickHouse client
-    is never used by both threads at once: the per-record path waits for the bulk load first."""
+    """The fresh stores of one rebuild. Episode events, signals and patterns in their current
+    schema go in bulk (decoded by ClickHouse, `sinks/clickhouse_bulk.py`) on a background thread,
+    so reading the log and loading it overlap; every other record is decoded here, one by one.
+    The ClickHouse client is never used by both threads at once: the per-record path waits for
+    the bulk load first."""
 
     BULK_RECORDS = 50_000
 
@@ -81,21 +81,21 @@ class _Stores:
         self.clickhouse.setup()
         self.library = ExperienceLibrary.open(path=target / "qdrant")
         self.library_sink = LibrarySink(self.library, RecallIndex(self.library.embedder))
-        schema = latest("episode_event")
-        self.bulk = EpisodeBulkLoader(self.clickhouse.client, schema, signature_of=error_signature)
-        self.bulk_header = SINGLE_OBJECT_MAGIC + schema.fingerprint
-        self.pending: list[RawRecord] = []
+        self.bulk = {SINGLE_OBJECT_MAGIC + loader.schema.fingerprint: loader
+                     for loader in bulk_loaders(self.clickhouse.client, error_signature)}
+        self.pending: dict[bytes, list[RawRecord]] = {header: [] for header in self.bulk}
         self.loading: tuple[list[RawRecord], Future[None]] | None = None
         self.loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bulk-load")
         self.codec, self.skipped = Codec(), 0
 
     def add(self, record: RawRecord) -> None:
-        if record.value[:10] == self.bulk_header:
-            self.pending.append(record)
-            if len(self.pending) >= self.BULK_RECORDS:
-                self._load_pending()
+        pending = self.pending.get(record.value[:10])
+        if pending is None:
+            self._add_one(record)
             return
-        self._add_one(record)
+        pending.append(record)
+        if len(pending) >= self.BULK_RECORDS:
+            self._load_pending(record.value[:10])
 
     def _add_one(self, record: RawRecord) -> None:
         try:
@@ -110,12 +110,13 @@ class _Stores:
             self._wait_for_load()
             self.clickhouse.flush()
 
-    def _load_pending(self) -> None:
+    def _load_pending(self, header: bytes) -> None:
         self._wait_for_load()
-        pending, self.pending = self.pending, []
+        pending, self.pending[header] = self.pending[header], []
         if pending:
-            block = container(self.bulk.schema, [r.value[10:] for r in pending])
-            self.loading = (pending, self.loader.submit(self.bulk.load, block))
+            loader = self.bulk[header]
+            block = container(loader.schema, [r.value[10:] for r in pending])
+            self.loading = (pending, self.loader.submit(loader.load, block))
 
     def _wait_for_load(self) -> None:
         if self.loading is None:
@@ -131,7 +132,8 @@ class _Stores:
                 self._add_one(record)
 
     def flush(self) -> None:
-        self._load_pending()
+        for header in self.bulk:
+            self._load_pending(header)
         self._wait_for_load()
         self.clickhouse.flush()
         self.library_sink.flush()
@@ -158,12 +160,14 @@ def rebuild(settings: Settings, to_offset: int, target: Path, progress: bool = F
             reader = TopicReader(settings.bootstrap, topic, bounds)
             with tqdm(total=reader.total, desc=topic, unit="rec", file=sys.stderr,
                       disable=not progress or reader.total < 50_000) as bar:
-                for i, record in enumerate(reader.raw_records(), 1):
+                read = 0
+                for record in reader.raw_records():
                     stores.add(record)
-                    if i % 10_000 == 0:
+                    read += 1
+                    if read % 10_000 == 0:
                         bar.update(10_000)
-                bar.update(reader.total - bar.n)
-            events += reader.total
+                bar.update(read - bar.n)
+            events += read
         stores.flush()
     finally:
         stores.close()

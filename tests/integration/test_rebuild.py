@@ -1,5 +1,6 @@
-"""`kaizen rebuild` on the real broker: the rebuilt ClickHouse tables equal the per-record sink's,
-with corrupt records skipped and counted, never loaded and never fatal."""
+"""`kaizen rebuild` on the real broker: the rebuilt ClickHouse tables (episodes, steps, recalls,
+signals, patterns, snapshot events) equal the per-record sink's, with corrupt records skipped and
+counted, never loaded and never fatal."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from kaizen.rebuild import rebuild
 from kaizen.settings import load_settings
 from processors.learning import snapshots
 from processors.learning.snapshots import Candidate
+from schemas import model
 from schemas.catalog import latest
 from schemas.codec import SINGLE_OBJECT_MAGIC
 from sinks.clickhouse import ClickHouseSink
@@ -19,7 +21,12 @@ from streams.publish import publish_events
 from streams.replay import Bounds, TopicReader
 from streams.snapshot_log import publish
 from tests.integration.kafka_helpers import make_topics
-from tests.unit.sinks.test_clickhouse_bulk import episode_events, table_rows
+from tests.unit.sinks.test_clickhouse_bulk import (
+    TABLES,
+    episode_events,
+    learning_events,
+    table_rows,
+)
 from tests.unit.sinks.test_clickhouse_sink import open_sink, write_all
 
 
@@ -47,6 +54,11 @@ def test_rebuild_loads_every_episode_event_and_skips_corrupt_records(
     producer.produce(topics.episodes, b'{"bare": "json"}', b"bad")  # per-record path
     assert producer.flush(30) == 0
     publish_events(bootstrap, topics.episodes, [(e.episode_id.encode(), e) for e in events[half:]])
+    learned = learning_events(seed=12)
+    signals = [e for e in learned if isinstance(e, model.Signal)]
+    patterns = [e for e in learned if isinstance(e, model.Pattern)]
+    publish_events(bootstrap, topics.signals, [(e.episode_id.encode(), e) for e in signals])
+    publish_events(bootstrap, topics.patterns, [(e.signature.encode(), e) for e in patterns])
     _activate_one_snapshot(bootstrap, topics.snapshots)
 
     settings = load_settings(kafka_bootstrap=bootstrap, topic_prefix=unique_topic_prefix,
@@ -55,18 +67,18 @@ def test_rebuild_loads_every_episode_event_and_skips_corrupt_records(
     report = rebuild(settings, end, tmp_path / "rebuilt")
 
     assert report.skipped == 2
-    assert report.events == len(events) + end
+    assert report.events == len(events) + len(learned) + end
     rebuilt = ClickHouseSink(f"chdb://{tmp_path / 'rebuilt' / 'clickhouse'}",
                              signature_of=lambda tool, error: "")
     try:
-        got = table_rows(rebuilt)
+        got = table_rows(rebuilt, (*TABLES, "signals_v1", "patterns_v1"))
         snapshot_rows = rebuilt.client.query("SELECT count() FROM snapshot_events_v1")
         assert snapshot_rows.result_rows[0][0] == end
     finally:
         rebuilt.close()
     reference = open_sink(tmp_path / "reference")
     try:
-        write_all(reference, events)
-        assert got == table_rows(reference)
+        write_all(reference, [*events, *learned])
+        assert got == table_rows(reference, (*TABLES, "signals_v1", "patterns_v1"))
     finally:
         reference.close()

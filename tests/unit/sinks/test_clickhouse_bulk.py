@@ -16,7 +16,13 @@ from schemas.catalog import latest
 from schemas.codec import Codec
 from schemas.container import container
 from sinks.clickhouse import ClickHouseSink
-from sinks.clickhouse_bulk import BulkLoadError, EpisodeBulkLoader, clickhouse_type
+from sinks.clickhouse_bulk import (
+    BulkLoadError,
+    EpisodeBulkLoader,
+    PatternBulkLoader,
+    SignalBulkLoader,
+    clickhouse_type,
+)
 from tests.unit.sinks.test_clickhouse_sink import _episode, open_sink, write_all
 
 TABLES = ("episodes_v1", "steps_v1", "recalls_v1")
@@ -40,9 +46,9 @@ def bodies(events: list[model.EpisodeEvent]) -> list[bytes]:
     return [codec.encode(e)[10:] for e in events]
 
 
-def table_rows(sink: ClickHouseSink) -> dict[str, list[str]]:
+def table_rows(sink: ClickHouseSink, tables: tuple[str, ...] = TABLES) -> dict[str, list[str]]:
     return {t: sorted(map(repr, sink.client.query(f"SELECT * FROM {t} FINAL").result_rows))
-            for t in TABLES}
+            for t in tables}
 
 
 def bulk_sink(path: Path) -> tuple[ClickHouseSink, EpisodeBulkLoader]:
@@ -115,3 +121,65 @@ def test_clickhouse_type_reads_the_union_as_variant_of_named_tuples() -> None:
     assert clickhouse_type(["null", "string"], {}) == "Nullable(String)"
     assert clickhouse_type({"type": "long", "logicalType": "timestamp-millis"}, {}) == (
         "DateTime64(3)")
+
+
+def learning_events(seed: int, count: int = 300) -> list[model.Signal | model.Pattern]:
+    """Seeded signals of every kind (patches with awkward values: quotes, non-ASCII, nulls) and
+    pattern updates."""
+    rng = random.Random(seed)
+    values = ('"quoted"', "caf\u00e9 \u2603", "back\\slash", None, '{"a": [1, 2]}', "/path")
+    out: list[model.Signal | model.Pattern] = []
+    for i in range(count):
+        event_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+        kind = rng.choice(("failure", "recovery", "correction", "rating", "outcome"))
+        patch = None
+        if kind == "recovery" and rng.random() < 0.8:
+            changes = [model.ArgumentChange(rng.choice(("rename", "add", "remove", "reformat",
+                                                        "replace")),
+                                            f"arg{rng.randrange(3)}", rng.choice((None, "new")),
+                                            rng.choice(values), rng.choice((None, "strip_quotes")))
+                       for _ in range(rng.randint(1, 3))]
+            patch = model.ToolCallPatch("search", changes, rng.choice((None, "lookup")))
+        out.append(model.Signal(
+            event_id, T0 + i, rng.choice(("acme", "*")), "bot", f"ep-{i % 40}", kind,
+            user=rng.choice((None, "u1")), snapshot_id=rng.choice((None, "s1")), task=f"t{i}",
+            tool=rng.choice((None, "search")), signature=rng.choice((None, "search: x")),
+            error=rng.choice((None, "boom")), arguments_json=rng.choice((None, '{"q": 1}')),
+            patch=patch, outcome="success" if kind == "outcome" else None,
+            rating=rng.choice((None, 0.5)), correction=rng.choice((None, "do X")),
+            recalled_ids=[f"x{k}" for k in range(rng.randrange(3))],
+            source_partition=i % 3, source_offset=i))
+        if i % 3 == 0:
+            out.append(model.Pattern(
+                str(uuid.UUID(int=rng.getrandbits(128), version=4)), T0 + i, "acme", "bot",
+                "search", f"search: e{i % 5}", T0, 60, i, 1, 2, 1, 10 + i, 0.1, 0.05, T0 - i,
+                T0 + i, rng.choice(("steady", "new", "spiking"))))
+    return out
+
+
+T0 = 1_700_000_000_000
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_signal_and_pattern_rows_equal_per_record_rows(tmp_path: Path, seed: int) -> None:
+    events = learning_events(seed)
+    tables = ("signals_v1", "patterns_v1")
+    per_record = open_sink(tmp_path / "per-record")
+    try:
+        write_all(per_record, events)
+        expected = table_rows(per_record, tables)
+    finally:
+        per_record.close()
+    assert all(expected.values())
+    assert sum('"changes": [' in row for row in expected["signals_v1"]) > 10  # patches stored
+    sink = open_sink(tmp_path / "bulk")
+    try:
+        codec = Codec()
+        for loader, cls in ((SignalBulkLoader(sink.client, latest("signal")), model.Signal),
+                            (PatternBulkLoader(sink.client, latest("pattern")), model.Pattern)):
+            loader.load(container(loader.schema, [codec.encode(e)[10:] for e in events
+                                                  if isinstance(e, cls)]))
+        got = table_rows(sink, tables)
+    finally:
+        sink.close()
+    assert got == expected
