@@ -10,7 +10,11 @@
   compared with its parent; a significant regression appends a rollback; lessons whose harm
   crosses the threshold are quarantined and dropped from the next candidate.
 All decisions are the pure functions of `processors/learning/`; this module only feeds and
-publishes. Its in-memory monitor and effect state start empty when the service restarts.
+publishes. Everything it holds comes from the log: the snapshot log (including which lessons a
+monitor rollback blamed) and the signals, which `kaizen serve` replays at start
+(`KAIZEN_BEHAVIOR_REPLAY_HOURS`) to restore the monitor, the per-lesson effects and the edge cases.
+Lessons blamed by a policy rejection are not restored: after a restart they are blamed again by
+the next rejection (the rejected candidate itself is never proposed again).
 """
 
 from __future__ import annotations
@@ -70,6 +74,8 @@ class Behavior:
             self.monitor = monitor.on_snapshot(self.monitor, event)
             self.last_offset = max(self.last_offset, offset)
             self.digests[offset + 1] = behavior_digest(self.log)
+            if event.action == "rolled_back" and event.actor == "monitor" and event.parent_id:
+                self.blamed |= self._members(event.parent_id) - self._members(event.snapshot_id)
             if event.action in ("activated", "rolled_back"):
                 members = self.log.members(event.snapshot_id) or []
                 self.index.set_active(event.tenant, event.agent,
@@ -85,13 +91,12 @@ class Behavior:
                 return
             self.effects, _ = effects.apply(self.effects, signal)
             self.monitor, request = monitor.observe(self.monitor, signal)
-        if request is not None:
+        if request is not None:  # its lessons are blamed when the rollback comes back in the log
             log.warning("live regression: rolling back", scope=scope, reason=request.reason)
-            with self.lock:
-                bad = {m.experience_id for m in self.log.members(request.snapshot_id) or []}
-                kept = {m.experience_id for m in self.log.members(request.to_snapshot) or []}
-                self.blamed |= bad - kept
             self.publish([request.to_event()])
+
+    def _members(self, snapshot_id: str) -> set[str]:
+        return {m.experience_id for m in self.log.members(snapshot_id) or []}
 
     # --- the gate ---------------------------------------------------------------------------
 

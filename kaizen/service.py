@@ -25,6 +25,7 @@ from processors.learning.evaluation import Evaluator
 from processors.learning.signatures import error_signature
 from processors.learning.snapshots import Policy
 from schemas import model
+from schemas.codec import Codec, DecodeError
 from sinks.base import Sink
 from sinks.clickhouse import ClickHouseSink
 from sinks.library_sink import LibrarySink
@@ -32,6 +33,7 @@ from sinks.qdrant_library import ExperienceLibrary
 from sinks.recall_index import RecallIndex
 from streams.admin import create_topics
 from streams.consumer import EventConsumer
+from streams.replay import Bounds, TopicReader
 from streams.snapshot_log import SnapshotTail, publish
 from streams.topics import Topics
 
@@ -138,6 +140,30 @@ def run_gate(behavior: Behavior, tail: SnapshotTail, every: float, stop: threadi
         behavior.gate()
 
 
+def restore_behavior(settings: Settings, behavior: Behavior, tail: SnapshotTail) -> int:
+    """Replay the signals of the last `behavior_replay_hours` into the behavior manager, after
+    the snapshot log: the monitor, the per-lesson effects and the edge cases live in memory, and
+    the log has everything they saw. Both folds skip signals they have seen, so the overlap with
+    what the sinks then deliver again changes nothing. Returns the number of signals replayed."""
+    if not tail.wait_caught_up(60):
+        log.warning("snapshot log not caught up after 60 s; restoring the behavior anyway")
+    since = int((time.time() - settings.behavior_replay_hours * 3600) * 1000)
+    reader = TopicReader(settings.bootstrap, Topics(settings.topic_prefix).signals,
+                         Bounds(from_time_ms=since))
+    log.info("restoring behavior from the signals log", signals=reader.total,
+             hours=settings.behavior_replay_hours)
+    codec, replayed = Codec(), 0
+    for record in reader.raw_records():
+        try:
+            event = codec.decode(record.value)
+        except DecodeError:
+            continue  # the sinks dead-letter it when they reach it
+        if isinstance(event, model.Signal):
+            behavior.on_signal(event)
+            replayed += 1
+    return replayed
+
+
 def start_processors(settings: Settings) -> subprocess.Popen[bytes]:
     """The stream processors in a child process (faust wants its own event loop)."""
     return subprocess.Popen([sys.executable, "-m", "kaizen.cli", "process"])
@@ -158,6 +184,7 @@ def serve(settings: Settings, *, processors: bool = True, ready: threading.Event
     behavior = make_behavior(settings, stores, policy, evaluators)
     tail = SnapshotTail(settings.bootstrap, Topics(settings.topic_prefix).snapshots,
                         behavior.on_snapshot_event).start()
+    restore_behavior(settings, behavior, tail)
     runner = SinkRunner(settings, stores, behavior)
     child = start_processors(settings) if processors else None
     server = make_server(settings.http_host, settings.http_port, stores, settings, behavior)

@@ -54,6 +54,10 @@ class Settings(BaseSettings):
     high_risk_tools: str = Field(
         "", description="Comma-separated tools whose lessons always wait for a human."
     )
+    behavior_replay_hours: float = Field(
+        168.0, ge=0, description="Signals replayed at start to restore the live monitor, the "
+        "per-lesson effects and the gate's edge cases (they are kept in memory)."
+    )
 
     @field_validator("log_format")
     @classmethod
