@@ -152,7 +152,7 @@ def rebuild_rate(bootstrap: str, prefix: str, home: Path, events: int
     decoded = sum(1 for _ in TopicReader(bootstrap, topics.episodes, Bounds()).records())
     decode_rate = decoded / (time.perf_counter() - started)
     started = time.perf_counter()
-    read = sum(1 for _ in TopicReader(bootstrap, topics.episodes, Bounds()).raw_records())
+    read = sum(len(b) for b in TopicReader(bootstrap, topics.episodes, Bounds()).raw_batches())
     read_rate = read / (time.perf_counter() - started)
     settings = load_settings(kafka_bootstrap=bootstrap, topic_prefix=prefix, home=home / "svc")
     end = TopicReader(bootstrap, topics.snapshots, Bounds()).total

@@ -88,14 +88,15 @@ class _Stores:
         self.loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bulk-load")
         self.codec, self.skipped = Codec(), 0
 
-    def add(self, record: RawRecord) -> None:
-        pending = self.pending.get(record.value[:10])
-        if pending is None:
-            self._add_one(record)
-            return
-        pending.append(record)
-        if len(pending) >= self.BULK_RECORDS:
-            self._load_pending(record.value[:10])
+    def add(self, records: list[RawRecord]) -> None:
+        for record in records:
+            pending = self.pending.get(record.value[:10])
+            if pending is None:
+                self._add_one(record)
+                continue
+            pending.append(record)
+            if len(pending) >= self.BULK_RECORDS:
+                self._load_pending(record.value[:10])
 
     def _add_one(self, record: RawRecord) -> None:
         try:
@@ -160,14 +161,10 @@ def rebuild(settings: Settings, to_offset: int, target: Path, progress: bool = F
             reader = TopicReader(settings.bootstrap, topic, bounds)
             with tqdm(total=reader.total, desc=topic, unit="rec", file=sys.stderr,
                       disable=not progress or reader.total < 50_000) as bar:
-                read = 0
-                for record in reader.raw_records():
-                    stores.add(record)
-                    read += 1
-                    if read % 10_000 == 0:
-                        bar.update(10_000)
-                bar.update(read - bar.n)
-            events += read
+                for batch in reader.raw_batches():
+                    stores.add(batch)
+                    events += len(batch)
+                    bar.update(len(batch))
         stores.flush()
     finally:
         stores.close()

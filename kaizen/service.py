@@ -153,7 +153,7 @@ def restore_behavior(settings: Settings, behavior: Behavior, tail: SnapshotTail)
     log.info("restoring behavior from the signals log", signals=reader.total,
              hours=settings.behavior_replay_hours)
     codec, replayed = Codec(), 0
-    for record in reader.raw_records():
+    for record in (r for batch in reader.raw_batches() for r in batch):
         try:
             event = codec.decode(record.value)
         except DecodeError:
