@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import random
 import signal
+import time
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +16,13 @@ from confluent_kafka import Producer
 from kaizen.cli import main as kaizen_main
 from kaizen.importers.react_log import parse_react_log
 from kaizen.importers.run import import_episodes
+from processors.config import (
+    CURATION_TABLE,
+    CURATION_TOPIC,
+    EPISODES_TABLE,
+    PATTERNS_TABLE,
+    TOOL_RESULTS_TOPIC,
+)
 from schemas import model
 from streams.latest import latest_experiences
 from streams.replay import Bounds, TopicReader
@@ -98,6 +107,26 @@ def test_real_react_logs_yield_the_quoted_search_lesson(
     assert lesson.experience_id[:12] in out.getvalue()
 
 
+def _misplaced_changelog_entries(bootstrap: str, prefix: str) -> dict[str, int]:
+    """Per table, the changelog entries in another partition than their key's input records: a
+    worker restoring a partition reads only that partition's changelog."""
+    inputs = {EPISODES_TABLE: Topics(prefix).episodes,
+              PATTERNS_TABLE: f"{prefix}.{TOOL_RESULTS_TOPIC}",
+              CURATION_TABLE: f"{prefix}.{CURATION_TOPIC}"}
+    misplaced = {}
+    for table, source in inputs.items():
+        where = {r.key: r.partition
+                 for batch in TopicReader(bootstrap, source, Bounds()).raw_batches()
+                 for r in batch}
+        changelog = f"{prefix}-processors-{table}-changelog"
+        entries = [r for batch in TopicReader(bootstrap, changelog, Bounds()).raw_batches()
+                   for r in batch]
+        assert entries, changelog
+        misplaced[table] = sum(where[json.loads(r.key or b"").encode()] != r.partition
+                               for r in entries)
+    return misplaced
+
+
 def _record_drifting_fleet(recorder: Any, episodes: int, seed: int) -> None:
     """Episodes that hit an API change (renamed argument) and recover, plus transient errors."""
     rng = random.Random(seed)
@@ -120,9 +149,11 @@ def _record_drifting_fleet(recorder: Any, episodes: int, seed: int) -> None:
 def test_a_worker_killed_mid_stream_ends_with_the_same_learning_as_an_uninterrupted_one(
     kafka_broker: Any, tmp_path: Path
 ) -> None:
+    """Also when a second worker joins mid-stream and then the first is killed: its partitions'
+    states must come back from their own changelog partitions on the survivor."""
     bootstrap = kafka_broker.bootstrap
     views = []
-    for run, kill in (("steady", False), ("killed", True)):
+    for run, kill in (("steady", ""), ("killed", "restart"), ("shared", "hand over")):
         prefix = f"t{random.getrandbits(40):x}{run}"
         topics = make_topics(bootstrap, prefix)
         recorder = make_recorder(bootstrap, topics, tmp_path / run)
@@ -138,8 +169,15 @@ def test_a_worker_killed_mid_stream_ends_with_the_same_learning_as_an_uninterrup
         if kill:
             wait_until_stable(lambda t=topics: len(_experience_view(bootstrap, t)), settle=0.0,
                               ready=lambda n: n > 0)  # some learning has happened
-            stop_worker(worker, signal.SIGKILL)
-            worker = start_worker(env, tmp_path / f"{run}.log")
+            if kill == "hand over":  # a second worker takes some partitions, then all of them
+                second = start_worker(worker_env(bootstrap, prefix, tmp_path / run / "home2"),
+                                      tmp_path / f"{run}-2.log")
+                time.sleep(8)  # the group rebalances; the newcomer restores its tables
+                stop_worker(worker, signal.SIGKILL)
+                worker = second
+            else:
+                stop_worker(worker, signal.SIGKILL)
+                worker = start_worker(env, tmp_path / f"{run}.log")
         try:
             view = wait_until_stable(
                 lambda t=topics: (_experience_view(bootstrap, t), _pattern_view(bootstrap, t)),
@@ -147,13 +185,15 @@ def test_a_worker_killed_mid_stream_ends_with_the_same_learning_as_an_uninterrup
             )
         finally:
             stop_worker(worker)
+        assert set(_misplaced_changelog_entries(bootstrap, prefix).values()) == {0}
         letters = [r.event for r in TopicReader(bootstrap, topics.deadletter, Bounds()).records()]
         assert [(d.source_partition, d.error_type) for d in letters] == [(0, "DecodeError")]
         assert letters[0].value == b"not avro at all"
         views.append(view)
-    for steady, killed in zip(views[0], views[1], strict=True):
-        differing = {k: (steady.get(k), killed.get(k)) for k in steady.keys() | killed.keys()
-                     if steady.get(k) != killed.get(k)}
-        assert differing == {}
+    for other in views[1:]:
+        for steady, killed in zip(views[0], other, strict=True):
+            differing = {k: (steady.get(k), killed.get(k)) for k in steady.keys() | killed.keys()
+                         if steady.get(k) != killed.get(k)}
+            assert differing == {}
     experiences = views[0][0]
     assert any(v[3] == "proposed" for v in experiences.values())
