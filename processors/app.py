@@ -104,16 +104,16 @@ class Processors:
         self.config = config
         self.router = Router(config)
         self.app = _faust_app(config.app_id, config)
-        self._outputs: dict[str, faust.TopicT] = {}
+        self._topics: dict[str, faust.TopicT] = {}
         self._build()
 
     def _topic(self, name: str, internal: bool = False) -> faust.TopicT:
-        if name not in self._outputs:
-            self._outputs[name] = self.app.topic(
+        if name not in self._topics:
+            self._topics[name] = self.app.topic(
                 name, key_type=bytes, value_type=bytes, key_serializer="raw",
                 value_serializer="raw", partitions=self.config.partitions, internal=internal,
             )
-        return self._outputs[name]
+        return self._topics[name]
 
     def _build(self) -> None:
         topics, cfg = self.router.topics, self.config
