@@ -32,7 +32,7 @@ from processors.config import (
     ProcessorConfig,
 )
 from processors.routing import Outgoing, Record, Router
-from processors.steps import AggregateStep, AssembleStep, Batch, CurateStep
+from processors.steps import AssembleStep, Batch, aggregate_step, curate_step
 from streams.topics import Topics
 
 log = structlog.get_logger(__name__)
@@ -121,8 +121,8 @@ class Processors:
         tool_results = self._topic(cfg.internal(TOOL_RESULTS_TOPIC), internal=True)
         curation_in = self._topic(cfg.internal(CURATION_TOPIC), internal=True)
         steps = (("assemble-v1", episodes_in, EPISODES_TABLE, AssembleStep(self.router)),
-                 ("aggregate-v1", tool_results, PATTERNS_TABLE, AggregateStep(self.router)),
-                 ("curate-v1", curation_in, CURATION_TABLE, CurateStep(self.router)))
+                 ("aggregate-v1", tool_results, PATTERNS_TABLE, aggregate_step(self.router)),
+                 ("curate-v1", curation_in, CURATION_TABLE, curate_step(self.router)))
         self.tables: dict[str, Any] = {}
         for agent_name, source, table_name, step in steps:
             table = self.app.Table(table_name, default=None, partitions=cfg.partitions)

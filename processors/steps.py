@@ -26,8 +26,10 @@ from processors.learning.curation import CurationState
 from processors.learning.episodes import EpisodeState
 from processors.learning.patterns import PatternState
 from processors.routing import Outgoing, Record, Router
+from schemas.model import EpisodeEvent, Signal
 
 S = TypeVar("S")
+E = TypeVar("E")
 
 
 class Store(Protocol):
@@ -186,44 +188,39 @@ class AssembleStep:
             activity[episode_id] = (state.last_event_at, state.closed)
 
 
-class AggregateStep:
-    """Forwarded tool results -> windowed patterns per agent."""
+class KeyedStep(Generic[E, S]):
+    """Records decoded into events, each folded into the state of its key (no idle scan)."""
 
-    def __init__(self, router: Router) -> None:
-        self.router = router
+    def __init__(self, decode: Callable[[Record], E | Outgoing], key_of: Callable[[Record, E], str],
+                 fold: Callable[[S | None, E], tuple[S, list[Outgoing]]],
+                 load: Callable[[Any], S], dump: Callable[[S], Any]) -> None:
+        self._decode, self._key_of, self._fold = decode, key_of, fold
+        self._load, self._dump = load, dump
 
     def process(self, table: Store, records: Sequence[Record]) -> Batch:
-        cache: StateCache[PatternState] = StateCache(table, PatternState.from_dict,
-                                                     PatternState.to_dict)
+        cache: StateCache[S] = StateCache(table, self._load, self._dump)
         out: list[Outgoing] = []
         for record in records:
-            decoded = self.router.decode_episode_event(record, "aggregate")
+            decoded = self._decode(record)
             if isinstance(decoded, Outgoing):
                 out.append(decoded)
                 continue
-            state, sent = self.router.aggregate(cache.get(decoded.agent), decoded)
-            cache.set(decoded.agent, state, record.partition)
-            out += sent
-        return Batch(out, cache)
-
-
-class CurateStep:
-    """Signals re-keyed by curation key -> experiences."""
-
-    def __init__(self, router: Router) -> None:
-        self.router = router
-
-    def process(self, table: Store, records: Sequence[Record]) -> Batch:
-        cache: StateCache[CurationState] = StateCache(table, CurationState.from_dict,
-                                                      CurationState.to_dict)
-        out: list[Outgoing] = []
-        for record in records:
-            decoded = self.router.decode_signal(record, "curate")
-            if isinstance(decoded, Outgoing):
-                out.append(decoded)
-                continue
-            key = (record.key or b"").decode()
-            state, sent = self.router.curate(cache.get(key), decoded)
+            key = self._key_of(record, decoded)
+            state, sent = self._fold(cache.get(key), decoded)
             cache.set(key, state, record.partition)
             out += sent
         return Batch(out, cache)
+
+
+def aggregate_step(router: Router) -> KeyedStep[EpisodeEvent, PatternState]:
+    """Forwarded tool results -> windowed patterns per agent."""
+    return KeyedStep(lambda record: router.decode_episode_event(record, "aggregate"),
+                     lambda record, event: event.agent, router.aggregate,
+                     PatternState.from_dict, PatternState.to_dict)
+
+
+def curate_step(router: Router) -> KeyedStep[Signal, CurationState]:
+    """Signals re-keyed by curation key -> experiences."""
+    return KeyedStep(lambda record: router.decode_signal(record, "curate"),
+                     lambda record, signal: (record.key or b"").decode(), router.curate,
+                     CurationState.from_dict, CurationState.to_dict)

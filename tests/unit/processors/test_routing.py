@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from processors.config import ProcessorConfig
 from processors.routing import Outgoing, Record, Router
-from processors.steps import AggregateStep, AssembleStep, CurateStep, DictStore
+from processors.steps import AssembleStep, DictStore, aggregate_step, curate_step
 from schemas import model
 from schemas.codec import Codec
 from tests.factories import episode_event
@@ -49,8 +49,8 @@ def _run(records: list[Record], batch: int = 1) -> dict[str, list[bytes]]:
     # idle and linger short against the 1 s between episodes: closes and deletions happen
     router = Router(ProcessorConfig(bootstrap="unused", min_support=2, idle_ms=4_000,
                                     linger_ms=2_000, idle_scan_ms=1_000))
-    steps = {"assemble": AssembleStep(router), "aggregate": AggregateStep(router),
-             "curate": CurateStep(router)}
+    steps = {"assemble": AssembleStep(router), "aggregate": aggregate_step(router),
+             "curate": curate_step(router)}
     tables = {name: DictStore() for name in steps}
     inputs: dict[str, list[Record]] = {"aggregate": [], "curate": []}
     out: dict[str, list[bytes]] = {}
