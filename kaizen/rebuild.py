@@ -24,7 +24,7 @@ from processors.learning import snapshots
 from processors.learning.signatures import error_signature
 from processors.learning.snapshots import SnapshotLog
 from schemas import model
-from schemas.codec import SINGLE_OBJECT_MAGIC, Codec, DecodeError
+from schemas.codec import SINGLE_OBJECT_HEADER_SIZE, Codec, DecodeError, single_object_header
 from schemas.container import container
 from sinks.clickhouse import ClickHouseSink
 from sinks.clickhouse_bulk import BulkLoadError, bulk_loaders
@@ -81,7 +81,7 @@ class _Stores:
         self.clickhouse.setup()
         self.library = ExperienceLibrary.open(path=target / "qdrant")
         self.library_sink = LibrarySink(self.library, RecallIndex(self.library.embedder))
-        self.bulk = {SINGLE_OBJECT_MAGIC + loader.schema.fingerprint: loader
+        self.bulk = {single_object_header(loader.schema): loader
                      for loader in bulk_loaders(self.clickhouse.client, error_signature)}
         self.pending: dict[bytes, list[RawRecord]] = {header: [] for header in self.bulk}
         self.loading: tuple[list[RawRecord], Future[None]] | None = None
@@ -90,13 +90,14 @@ class _Stores:
 
     def add(self, records: list[RawRecord]) -> None:
         for record in records:
-            pending = self.pending.get(record.value[:10])
+            header = record.value[:SINGLE_OBJECT_HEADER_SIZE]
+            pending = self.pending.get(header)
             if pending is None:
                 self._add_one(record)
                 continue
             pending.append(record)
             if len(pending) >= self.BULK_RECORDS:
-                self._load_pending(record.value[:10])
+                self._load_pending(header)
 
     def _add_one(self, record: RawRecord) -> None:
         try:
@@ -116,7 +117,7 @@ class _Stores:
         pending, self.pending[header] = self.pending[header], []
         if pending:
             loader = self.bulk[header]
-            block = container(loader.schema, [r.value[10:] for r in pending])
+            block = container(loader.schema, [r.value[SINGLE_OBJECT_HEADER_SIZE:] for r in pending])
             self.loading = (pending, self.loader.submit(loader.load, block))
 
     def _wait_for_load(self) -> None:

@@ -15,7 +15,7 @@ from processors.learning import snapshots
 from processors.learning.snapshots import Candidate
 from schemas import model
 from schemas.catalog import latest
-from schemas.codec import SINGLE_OBJECT_MAGIC
+from schemas.codec import single_object_header
 from sinks.clickhouse import ClickHouseSink
 from streams.publish import publish_events
 from streams.replay import Bounds, TopicReader
@@ -49,7 +49,7 @@ def test_rebuild_loads_every_episode_event_and_skips_corrupt_records(
     half = len(events) // 2
     publish_events(bootstrap, topics.episodes, [(e.episode_id.encode(), e) for e in events[:half]])
     producer = Producer({"bootstrap.servers": bootstrap})
-    header = SINGLE_OBJECT_MAGIC + latest("episode_event").fingerprint
+    header = single_object_header(latest("episode_event"))
     producer.produce(topics.episodes, header + b"\xff\xff\xff not avro", b"bad")  # bulk block
     producer.produce(topics.episodes, b'{"bare": "json"}', b"bad")  # per-record path
     assert producer.flush(30) == 0

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from schemas import model
 from schemas.catalog import latest
-from schemas.codec import Codec
+from schemas.codec import SINGLE_OBJECT_HEADER_SIZE, Codec
 from schemas.container import container, zigzag_varint
 
 
@@ -29,7 +29,7 @@ def test_container_holds_every_body_in_order(items: list[tuple[str, int]]) -> No
                                  model.EpisodeStarted(task))
               for i, (task, at) in enumerate(items)]
     schema = latest("episode_event")
-    data = container(schema, [codec.encode(e)[10:] for e in events])
+    data = container(schema, [codec.encode(e)[SINGLE_OBJECT_HEADER_SIZE:] for e in events])
     read: list[Any] = list(fastavro.reader(io.BytesIO(data)))
     assert [(r["payload"]["task"], r["seq"]) for r in read] == [(t, i) for i, (t, _) in
                                                               enumerate(items)]

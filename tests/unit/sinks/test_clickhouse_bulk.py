@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import random
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -13,7 +13,7 @@ import pytest
 from processors.learning.signatures import error_signature
 from schemas import model
 from schemas.catalog import latest
-from schemas.codec import Codec
+from schemas.codec import SINGLE_OBJECT_HEADER_SIZE, Codec
 from schemas.container import container
 from sinks.clickhouse import ClickHouseSink
 from sinks.clickhouse_bulk import (
@@ -41,9 +41,9 @@ def episode_events(seed: int, episodes: int = 150) -> list[model.EpisodeEvent]:
     return out
 
 
-def bodies(events: list[model.EpisodeEvent]) -> list[bytes]:
+def bodies(events: Sequence[model.Event]) -> list[bytes]:
     codec = Codec()
-    return [codec.encode(e)[10:] for e in events]
+    return [codec.encode(e)[SINGLE_OBJECT_HEADER_SIZE:] for e in events]
 
 
 def table_rows(sink: ClickHouseSink, tables: tuple[str, ...] = TABLES) -> dict[str, list[str]]:
@@ -174,11 +174,10 @@ def test_signal_and_pattern_rows_equal_per_record_rows(tmp_path: Path, seed: int
     assert sum('"changes": [' in row for row in expected["signals_v1"]) > 10  # patches stored
     sink = open_sink(tmp_path / "bulk")
     try:
-        codec = Codec()
         for loader, cls in ((SignalBulkLoader(sink.client, latest("signal")), model.Signal),
                             (PatternBulkLoader(sink.client, latest("pattern")), model.Pattern)):
-            loader.load(container(loader.schema, [codec.encode(e)[10:] for e in events
-                                                  if isinstance(e, cls)]))
+            loader.load(container(loader.schema,
+                                  bodies([e for e in events if isinstance(e, cls)])))
         got = table_rows(sink, tables)
     finally:
         sink.close()
