@@ -19,14 +19,14 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP) ## Create the venv, install Python deps, Java/Maven if missing, the Kafka jars
 	@bash infra/install-system-deps.sh
-	$(BIN)/python -m infra.kafka fetch
+	$(BIN)/python -m kaizen.infra.kafka fetch
 
 jars: $(STAMP) ## Fetch the Kafka broker jars from Maven Central (once)
-	$(BIN)/python -m infra.kafka fetch
+	$(BIN)/python -m kaizen.infra.kafka fetch
 
 lint: $(STAMP) ## ruff, mypy and the import-linter layering contract
 	$(BIN)/ruff check .
-	$(BIN)/mypy schemas streams processors sinks infra kaizen bench
+	$(BIN)/mypy kaizen bench
 	$(BIN)/lint-imports
 
 unit: $(STAMP) ## Unit tests only (no broker)

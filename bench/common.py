@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from infra.kafka import KafkaLauncher
+from kaizen.infra.kafka import KafkaLauncher
 
 
 def free_port() -> int:

@@ -28,11 +28,11 @@ from typing import Any
 from confluent_kafka import Consumer, TopicPartition
 
 from bench.common import broker, percentile
-from schemas import model
-from schemas.codec import Codec
-from streams.admin import create_topics
-from streams.recorder import Recorder
-from streams.topics import Topics
+from kaizen.schemas import model
+from kaizen.schemas.codec import Codec
+from kaizen.streams.admin import create_topics
+from kaizen.streams.recorder import Recorder
+from kaizen.streams.topics import Topics
 
 
 def _record_fleet(recorder: Recorder, events: int) -> None:

@@ -28,20 +28,20 @@ from confluent_kafka import Producer
 from bench.common import broker, percentile
 from kaizen.behavior import Behavior
 from kaizen.logs import configure_logging
+from kaizen.processors.learning import snapshots
+from kaizen.processors.learning.snapshots import Candidate
 from kaizen.rebuild import RebuildReport, rebuild
+from kaizen.schemas import model
+from kaizen.schemas.codec import Codec
 from kaizen.settings import load_settings
-from processors.learning import snapshots
-from processors.learning.snapshots import Candidate
-from schemas import model
-from schemas.codec import Codec
-from sinks.embedding import HashingEmbedder
-from sinks.recall_index import RecallIndex
-from streams.admin import create_topics
-from streams.clients import producer_config
-from streams.recorder import Recorder
-from streams.replay import Bounds, TopicReader
-from streams.snapshot_log import SnapshotTail, publish
-from streams.topics import Topics
+from kaizen.sinks.embedding import HashingEmbedder
+from kaizen.sinks.recall_index import RecallIndex
+from kaizen.streams.admin import create_topics
+from kaizen.streams.clients import producer_config
+from kaizen.streams.recorder import Recorder
+from kaizen.streams.replay import Bounds, TopicReader
+from kaizen.streams.snapshot_log import SnapshotTail, publish
+from kaizen.streams.topics import Topics
 
 TENANT, AGENT = "bench", "bench-bot"
 

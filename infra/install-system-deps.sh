@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # System packages the local stack needs beyond the Python venv: a Java runtime and Maven (the
-# Kafka broker is assembled from Maven Central jars by `python -m infra.kafka fetch`), and Chromium
+# Kafka broker is assembled from Maven Central jars by `python -m kaizen.infra.kafka fetch`), and Chromium
 # for the headless dashboard test.
 # Idempotent: a quick no-op when everything is present. Installs only as root with apt-get;
 # otherwise it prints what is missing and how to get it, and exits non-zero.

@@ -13,7 +13,8 @@ those clients need, and it judges readiness from the process, its TCP port and i
     launcher.bootstrap  # '127.0.0.1:19092'
     launcher.down()     # 'stopped (pid 4242)'
 
-CLI (used by the Makefile): ``python -m infra.kafka fetch|up|down|status [--home DIR] [--port N]``.
+CLI (used by the Makefile): ``python -m kaizen.infra.kafka fetch|up|down|status``
+(options: ``--home DIR --port N``).
 """
 
 from __future__ import annotations
@@ -419,7 +420,7 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--cache-dir", type=Path, help="jar cache (env KAIZEN_JAR_CACHE)")
     common.add_argument("--timeout", type=float, help="seconds to wait (up: 60, down: 30)")
     parser = argparse.ArgumentParser(
-        prog="python -m infra.kafka", description="The local single-node Kafka (KRaft)."
+        prog="python -m kaizen.infra.kafka", description="The local single-node Kafka (KRaft)."
     )
     commands = parser.add_subparsers(dest="command", required=True)
     for name, help_text in (

@@ -12,8 +12,8 @@ from typing import IO
 from tqdm import tqdm
 
 from kaizen.settings import Settings
-from streams.replay import Bounds, TopicReader, matches
-from streams.topics import catalog
+from kaizen.streams.replay import Bounds, TopicReader, matches
+from kaizen.streams.topics import catalog
 
 
 def parse_time_ms(text: str | None) -> int | None:

@@ -26,9 +26,8 @@ from collections.abc import Callable, Sequence
 
 import structlog
 
-from kaizen.snapshot_actions import behavior_digest
-from processors.learning import effects, monitor, snapshots
-from processors.learning.evaluation import (
+from kaizen.processors.learning import effects, monitor, snapshots
+from kaizen.processors.learning.evaluation import (
     CounterfactualEvaluator,
     EdgeCase,
     Evaluator,
@@ -36,9 +35,10 @@ from processors.learning.evaluation import (
     recall_by_trigger,
     select_edge_cases,
 )
-from processors.learning.snapshots import Policy, SnapshotLog, scope_of
-from schemas import model
-from sinks.recall_index import RecallIndex
+from kaizen.processors.learning.snapshots import Policy, SnapshotLog, scope_of
+from kaizen.schemas import model
+from kaizen.sinks.recall_index import RecallIndex
+from kaizen.snapshot_actions import behavior_digest
 
 log = structlog.get_logger(__name__)
 Publish = Callable[[Sequence[model.SnapshotEvent]], object]

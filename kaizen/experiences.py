@@ -6,12 +6,12 @@ import argparse
 import json
 import sys
 
+from kaizen.schemas import model
 from kaizen.settings import Settings
+from kaizen.streams.latest import latest_experiences
+from kaizen.streams.replay import event_as_dict
+from kaizen.streams.topics import Topics
 from kaizen.tables import render_table
-from schemas import model
-from streams.latest import latest_experiences
-from streams.replay import event_as_dict
-from streams.topics import Topics
 
 
 def _selected(

@@ -20,11 +20,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlparse
 
+from kaizen.processors.learning.snapshots import SnapshotLog
 from kaizen.recall import recall_from_index
 from kaizen.settings import Settings
+from kaizen.sinks import analytics
 from kaizen.snapshot_actions import Request, events_for
-from processors.learning.snapshots import SnapshotLog
-from sinks import analytics
 
 if TYPE_CHECKING:
     from kaizen.behavior import Behavior
@@ -160,6 +160,6 @@ def make_server(host: str, port: int, stores: Stores, settings: Settings,
 
 
 def _experience_json(experience: Any) -> dict[str, Any]:
-    from streams.replay import event_as_dict
+    from kaizen.streams.replay import event_as_dict
 
     return event_as_dict(experience)

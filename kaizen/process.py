@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import argparse
 
+from kaizen.processors.config import ProcessorConfig
 from kaizen.settings import Settings
-from processors.config import ProcessorConfig
-from streams.admin import create_topics
+from kaizen.streams.admin import create_topics
 
 
 def processor_config(settings: Settings, app_id: str | None = None) -> ProcessorConfig:
@@ -25,7 +25,7 @@ def processor_config(settings: Settings, app_id: str | None = None) -> Processor
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from processors.app import run_worker  # imports faust: only when a worker is wanted
+    from kaizen.processors.app import run_worker  # imports faust: only when a worker is wanted
 
     create_topics(settings.bootstrap, settings.topic_prefix, settings.topic_partitions)
     run_worker(processor_config(settings), loglevel=args.faust_log_level,

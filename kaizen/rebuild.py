@@ -18,21 +18,21 @@ from pathlib import Path
 import structlog
 from tqdm import tqdm
 
+from kaizen.processors.learning import snapshots
+from kaizen.processors.learning.signatures import error_signature
+from kaizen.processors.learning.snapshots import SnapshotLog
+from kaizen.schemas import model
+from kaizen.schemas.codec import SINGLE_OBJECT_HEADER_SIZE, Codec, DecodeError, single_object_header
+from kaizen.schemas.container import container
 from kaizen.settings import Settings
+from kaizen.sinks.clickhouse import ClickHouseSink
+from kaizen.sinks.clickhouse_bulk import BulkLoadError, bulk_loaders
+from kaizen.sinks.library_sink import LibrarySink
+from kaizen.sinks.qdrant_library import ExperienceLibrary
+from kaizen.sinks.recall_index import RecallIndex
 from kaizen.snapshot_actions import behavior_digest
-from processors.learning import snapshots
-from processors.learning.signatures import error_signature
-from processors.learning.snapshots import SnapshotLog
-from schemas import model
-from schemas.codec import SINGLE_OBJECT_HEADER_SIZE, Codec, DecodeError, single_object_header
-from schemas.container import container
-from sinks.clickhouse import ClickHouseSink
-from sinks.clickhouse_bulk import BulkLoadError, bulk_loaders
-from sinks.library_sink import LibrarySink
-from sinks.qdrant_library import ExperienceLibrary
-from sinks.recall_index import RecallIndex
-from streams.replay import Bounds, RawRecord, TopicReader
-from streams.topics import Topics
+from kaizen.streams.replay import Bounds, RawRecord, TopicReader
+from kaizen.streams.topics import Topics
 
 log = structlog.get_logger(__name__)
 

@@ -13,12 +13,12 @@ import urllib.request
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from kaizen.schemas import model
+from kaizen.schemas.records import from_record
 from kaizen.settings import Settings, load_settings
-from schemas import model
-from schemas.records import from_record
-from sinks.prompt import render_lessons
-from sinks.recall_index import Recalled, RecallIndex
-from streams.replay import event_as_dict
+from kaizen.sinks.prompt import render_lessons
+from kaizen.sinks.recall_index import Recalled, RecallIndex
+from kaizen.streams.replay import event_as_dict
 
 __all__ = ["Recalled", "recall", "render_lessons", "recall_from_index"]
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from kaizen.settings import Settings, load_settings
-from streams.recorder import Recorder as _StreamsRecorder
-from streams.registry import codec_for
-from streams.topics import Topics
+from kaizen.streams.recorder import Recorder as _StreamsRecorder
+from kaizen.streams.registry import codec_for
+from kaizen.streams.topics import Topics
 
 
 class Recorder(_StreamsRecorder):

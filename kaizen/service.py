@@ -20,22 +20,22 @@ from typing import Any
 import structlog
 
 from kaizen.behavior import Behavior
+from kaizen.processors.learning.evaluation import Evaluator
+from kaizen.processors.learning.signatures import error_signature
+from kaizen.processors.learning.snapshots import Policy
+from kaizen.schemas import model
+from kaizen.schemas.codec import Codec, DecodeError
 from kaizen.settings import Settings
-from processors.learning.evaluation import Evaluator
-from processors.learning.signatures import error_signature
-from processors.learning.snapshots import Policy
-from schemas import model
-from schemas.codec import Codec, DecodeError
-from sinks.base import Sink
-from sinks.clickhouse import ClickHouseSink
-from sinks.library_sink import LibrarySink
-from sinks.qdrant_library import ExperienceLibrary
-from sinks.recall_index import RecallIndex
-from streams.admin import create_topics
-from streams.consumer import EventConsumer
-from streams.replay import Bounds, TopicReader
-from streams.snapshot_log import SnapshotTail, publish
-from streams.topics import Topics
+from kaizen.sinks.base import Sink
+from kaizen.sinks.clickhouse import ClickHouseSink
+from kaizen.sinks.library_sink import LibrarySink
+from kaizen.sinks.qdrant_library import ExperienceLibrary
+from kaizen.sinks.recall_index import RecallIndex
+from kaizen.streams.admin import create_topics
+from kaizen.streams.consumer import EventConsumer
+from kaizen.streams.replay import Bounds, TopicReader
+from kaizen.streams.snapshot_log import SnapshotTail, publish
+from kaizen.streams.topics import Topics
 
 log = structlog.get_logger(__name__)
 

@@ -12,10 +12,10 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from processors.learning import snapshots
-from processors.learning.snapshots import SnapshotLog, scope_of
-from schemas import model
-from streams.replay import Bounds, TopicReader
+from kaizen.processors.learning import snapshots
+from kaizen.processors.learning.snapshots import SnapshotLog, scope_of
+from kaizen.schemas import model
+from kaizen.streams.replay import Bounds, TopicReader
 
 
 @dataclass(frozen=True)

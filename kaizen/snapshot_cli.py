@@ -11,9 +11,9 @@ from kaizen.audit import parse_time_ms
 from kaizen.http_api import snapshot_rows
 from kaizen.settings import Settings
 from kaizen.snapshot_actions import Request, diff, events_for, read_log
+from kaizen.streams.snapshot_log import publish
+from kaizen.streams.topics import Topics
 from kaizen.tables import render_table
-from streams.snapshot_log import publish
-from streams.topics import Topics
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import sys
 
-from infra.kafka import KafkaLauncher, KafkaLauncherError
+from kaizen.infra.kafka import KafkaLauncher, KafkaLauncherError
 from kaizen.settings import Settings
-from streams.admin import create_topics as create_catalog_topics
+from kaizen.streams.admin import create_topics as create_catalog_topics
 
 
 def launcher(settings: Settings) -> KafkaLauncher:

@@ -23,7 +23,7 @@ from typing import Any, Protocol
 import faust
 import structlog
 
-from processors.config import (
+from kaizen.processors.config import (
     CURATION_TABLE,
     CURATION_TOPIC,
     EPISODES_TABLE,
@@ -31,9 +31,9 @@ from processors.config import (
     TOOL_RESULTS_TOPIC,
     ProcessorConfig,
 )
-from processors.routing import Outgoing, Record, Router
-from processors.steps import AssembleStep, Batch, aggregate_step, curate_step
-from streams.topics import Topics
+from kaizen.processors.routing import Outgoing, Record, Router
+from kaizen.processors.steps import AssembleStep, Batch, aggregate_step, curate_step
+from kaizen.streams.topics import Topics
 
 log = structlog.get_logger(__name__)
 

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from processors.config import CURATION_TOPIC, TOOL_RESULTS_TOPIC, ProcessorConfig
-from processors.learning import curation, episodes, patterns
-from processors.learning.signatures import error_signature
-from schemas import model
-from schemas.codec import Codec, DecodeError
-from schemas.dead_letters import dead_letter, dead_letter_key
-from streams.topics import Topics
+from kaizen.processors.config import CURATION_TOPIC, TOOL_RESULTS_TOPIC, ProcessorConfig
+from kaizen.processors.learning import curation, episodes, patterns
+from kaizen.processors.learning.signatures import error_signature
+from kaizen.schemas import model
+from kaizen.schemas.codec import Codec, DecodeError
+from kaizen.schemas.dead_letters import dead_letter, dead_letter_key
+from kaizen.streams.topics import Topics
 
 
 @dataclass(frozen=True)

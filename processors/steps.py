@@ -22,11 +22,11 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
-from processors.learning.curation import CurationState
-from processors.learning.episodes import EpisodeState
-from processors.learning.patterns import PatternState
-from processors.routing import Outgoing, Record, Router
-from schemas.model import EpisodeEvent, Signal
+from kaizen.processors.learning.curation import CurationState
+from kaizen.processors.learning.episodes import EpisodeState
+from kaizen.processors.learning.patterns import PatternState
+from kaizen.processors.routing import Outgoing, Record, Router
+from kaizen.schemas.model import EpisodeEvent, Signal
 
 S = TypeVar("S")
 E = TypeVar("E")

@@ -17,9 +17,9 @@ from typing import Any, Protocol
 
 import fastavro
 
-from schemas import model
-from schemas.catalog import SchemaVersion, all_versions, latest, record_full_names
-from schemas.records import from_record, to_record
+from kaizen.schemas import model
+from kaizen.schemas.catalog import SchemaVersion, all_versions, latest, record_full_names
+from kaizen.schemas.records import from_record, to_record
 
 SINGLE_OBJECT_MAGIC = b"\xc3\x01"
 SINGLE_OBJECT_HEADER_SIZE = 10  # the magic, then the 8-byte CRC-64-AVRO fingerprint

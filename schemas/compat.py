@@ -12,7 +12,7 @@ from typing import Any
 import fastavro
 from fastavro.utils import generate_many
 
-from schemas.catalog import SchemaVersion
+from kaizen.schemas.catalog import SchemaVersion
 
 
 def _records(schema: Any, found: dict[str, dict[str, Any]], ns: str = "") -> None:

@@ -12,7 +12,7 @@ import json
 import os
 from collections.abc import Sequence
 
-from schemas.catalog import SchemaVersion
+from kaizen.schemas.catalog import SchemaVersion
 
 _MAGIC = b"Obj\x01"
 

@@ -6,7 +6,7 @@ import hashlib
 import json
 from dataclasses import asdict
 
-from schemas.model import Experience
+from kaizen.schemas.model import Experience
 
 
 def content_hash(experience: Experience) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from schemas.model import DeadLetter
+from kaizen.schemas.model import DeadLetter
 
 #: Namespace of dead-letter ids (uuid5): the same bad record rejected twice is one dead letter.
 DEAD_LETTER_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "kaizen:deadletter:v1")

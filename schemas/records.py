@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import Any, TypeVar
 
-from schemas import model
+from kaizen.schemas import model
 
 T = TypeVar("T")
 Convert = Callable[[Any], Any]

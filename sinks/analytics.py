@@ -8,8 +8,8 @@ paste it into `clickhouse client` or chdb and get the same answer; replays never
 Times are UTC epoch milliseconds, windows half-open: `since_ms <= t < until_ms`. A step's time is
 the time of its tool result (a call without a result has no outcome and is not counted).
 
-    from sinks.clickhouse import connect
-    from sinks import analytics
+    from kaizen.sinks.clickhouse import connect
+    from kaizen.sinks import analytics
     client = connect("chdb:///var/lib/kaizen/ch")
     analytics.failure_rate(client, "tool", since_ms=0, until_ms=2**62)
 """

@@ -1,6 +1,6 @@
 """ClickHouse sink: Kaizen events -> the analytics tables of `sinks/ddl.py`.
 
-    from sinks.clickhouse import ClickHouseSink
+    from kaizen.sinks.clickhouse import ClickHouseSink
     sink = ClickHouseSink("chdb:///var/lib/kaizen/ch", signature_of=error_signature)
     # the first argument may also be "http://host:8123" or a clickhouse-connect client
     sink.setup()
@@ -10,7 +10,7 @@ What goes where:
   * `EpisodeEvent`: EpisodeStarted / EpisodeEnded -> `episodes_v1`; ToolCall / ToolResult ->
     `steps_v1` (joined on call_id by the table engine; a failed result gets its error signature
     from the injected `signature_of`, which the wiring sets to
-    `processors.learning.signatures.error_signature`, the function the extractor uses. It is
+    `kaizen.processors.learning.signatures.error_signature`, the function the extractor uses. It is
     injected, not imported, because the import-linter "Layers" contract keeps `sinks` and
     `processors` independent); Recall ->
     `recalls_v1`. LlmCall and Feedback payloads are not stored here (Feedback reaches ClickHouse as
@@ -39,16 +39,16 @@ import clickhouse_connect
 from clickhouse_connect.driver import options
 from clickhouse_connect.driver.client import Client
 
-from schemas import model
-from sinks import ddl
-from sinks.base import Sink
+from kaizen.schemas import model
+from kaizen.sinks import ddl
+from kaizen.sinks.base import Sink
 
 Row = list[Any]
 SignatureFn = Callable[[str, str], str]
-"""(tool, error text) -> error signature; pass `processors.learning.signatures.error_signature`."""
+"""(tool, error text) -> error signature; pass `signatures.error_signature`."""
 
 NO_ERROR_TEXT = "(no error text)"
-"""What a failed result without error text is signed as (equals `processors.learning.episodes`)."""
+"""What a failed result without error text is signed as (equals `learning.episodes`)."""
 
 COLUMNS: dict[str, tuple[str, ...]] = {
     "episodes_v1": ("tenant", "agent", "episode_id", "user", "snapshot_id", "task", "task_type",

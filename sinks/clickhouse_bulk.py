@@ -22,8 +22,8 @@ from typing import Any
 
 from clickhouse_connect.driver.client import Client
 
-from schemas.catalog import SchemaVersion, latest
-from sinks.clickhouse import NO_ERROR_TEXT, SignatureFn
+from kaizen.schemas.catalog import SchemaVersion, latest
+from kaizen.sinks.clickhouse import NO_ERROR_TEXT, SignatureFn
 
 _SCALARS = {"string": "String", "bytes": "String", "int": "Int32", "long": "Int64",
             "boolean": "Bool", "double": "Float64", "float": "Float32"}

@@ -7,16 +7,16 @@ conditional (Qdrant's ``update_filter``) on the stored version being no newer,
 so a stale version arriving late cannot overwrite a newer one, even with two
 writers racing on a server.
 
-The vector is the embedding of :func:`sinks.recall_index.recall_text` (example
+The vector is the embedding of :func:`kaizen.sinks.recall_index.recall_text` (example
 task, guidance, error signature), the text recall matches task texts against.
 The payload holds the whole lesson, with the scope fields (tenant, agent, user,
 tool, kind, status) as top-level keys for filters, the patch as JSON text, the
-:func:`sinks.recall_index.content_hash` and the embedder's ``model_id``.
+:func:`kaizen.sinks.recall_index.content_hash` and the embedder's ``model_id``.
 
 The same code runs on local (embedded, ``path=``) mode and on a server
 (``url=``). Recall does not search here: local-mode filtered search is far too
 slow for inference time, so the service loads each scope into a
-:class:`sinks.recall_index.RecallIndex` with :meth:`ExperienceLibrary.scroll`.
+:class:`kaizen.sinks.recall_index.RecallIndex` with :meth:`ExperienceLibrary.scroll`.
 """
 
 from __future__ import annotations
@@ -32,9 +32,9 @@ from typing import Any
 import numpy as np
 from qdrant_client import QdrantClient, models
 
-from schemas.model import ArgumentChange, Evidence, Experience, ToolCallPatch, Trigger
-from sinks.embedding import Embedder, default_embedder
-from sinks.recall_index import IndexEntry, content_hash, recall_text
+from kaizen.schemas.model import ArgumentChange, Evidence, Experience, ToolCallPatch, Trigger
+from kaizen.sinks.embedding import Embedder, default_embedder
+from kaizen.sinks.recall_index import IndexEntry, content_hash, recall_text
 
 __all__ = [
     "DEFAULT_COLLECTION",

@@ -3,7 +3,7 @@
 An agent calls recall before every task, so it must cost well under a millisecond.
 Filtered search in qdrant-client's local mode takes 139-239 ms; a NumPy scan of a
 2k-lesson active set takes microseconds. Qdrant stays the library of record
-(:mod:`sinks.qdrant_library`); this index is loaded from it at start and kept
+(:mod:`kaizen.sinks.qdrant_library`); this index is loaded from it at start and kept
 current by experience and snapshot events.
 
 Scope rules are strict and are enforced here, not by the caller:
@@ -40,9 +40,9 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from schemas.content import content_hash
-from schemas.model import Experience, ToolCallPatch
-from sinks.embedding import Embedder
+from kaizen.schemas.content import content_hash
+from kaizen.schemas.model import Experience, ToolCallPatch
+from kaizen.sinks.embedding import Embedder
 
 __all__ = [
     "SIGNATURE_BOOST",

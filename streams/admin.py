@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from streams.topics import TopicSpec, catalog
+from kaizen.streams.topics import TopicSpec, catalog
 
 
 @dataclass(frozen=True)

@@ -8,10 +8,10 @@ from dataclasses import dataclass
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from schemas import model
-from schemas.codec import Codec, DecodeError
-from schemas.dead_letters import dead_letter, dead_letter_key
-from streams.clients import consumer_config, producer_config
+from kaizen.schemas import model
+from kaizen.schemas.codec import Codec, DecodeError
+from kaizen.schemas.dead_letters import dead_letter, dead_letter_key
+from kaizen.streams.clients import consumer_config, producer_config
 
 Position = tuple[str, int, int]  # topic, partition, offset
 

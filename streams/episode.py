@@ -12,10 +12,10 @@ from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from schemas import model
+from kaizen.schemas import model
 
 if TYPE_CHECKING:
-    from streams.recorder import Recorder
+    from kaizen.streams.recorder import Recorder
 
 #: Event ids derive from (episode id, seq): re-importing or re-emitting an episode yields the same
 #: ids, so every consumer's de-duplication by event id catches it.

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from schemas import model
-from streams.replay import Bounds, TopicReader
+from kaizen.schemas import model
+from kaizen.streams.replay import Bounds, TopicReader
 
 
 def latest_experiences(bootstrap: str, topic: str) -> list[model.Experience]:

@@ -6,9 +6,9 @@ from collections.abc import Sequence
 
 from confluent_kafka import Producer
 
-from schemas import model
-from schemas.codec import Codec
-from streams.clients import producer_config
+from kaizen.schemas import model
+from kaizen.schemas.codec import Codec
+from kaizen.streams.clients import producer_config
 
 
 def publish_events(bootstrap: str, topic: str, keyed: Sequence[tuple[bytes, model.Event]],

@@ -20,12 +20,12 @@ from typing import Any
 import structlog
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
-from schemas import model
-from schemas.codec import Codec
-from streams.clients import producer_config
-from streams.episode import Episode
-from streams.snapshot_log import SnapshotTail
-from streams.spool import Spool, SpooledRecord
+from kaizen.schemas import model
+from kaizen.schemas.codec import Codec
+from kaizen.streams.clients import producer_config
+from kaizen.streams.episode import Episode
+from kaizen.streams.snapshot_log import SnapshotTail
+from kaizen.streams.spool import Spool, SpooledRecord
 
 log = structlog.get_logger(__name__)
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from schemas.codec import Codec
+from kaizen.schemas.codec import Codec
 
 
 class ConfluentRegistry:
-    """The two calls `schemas.codec.SchemaRegistry` needs, on confluent-kafka's client."""
+    """The two calls `kaizen.schemas.codec.SchemaRegistry` needs, on confluent-kafka's client."""
 
     def __init__(self, url: str) -> None:
         # imported only when a registry is configured: the client pulls in several HTTP/auth libs

@@ -16,8 +16,8 @@ from typing import Any, NamedTuple
 
 from confluent_kafka import OFFSET_END, Consumer, TopicPartition
 
-from schemas.codec import Codec, DecodeError
-from streams.clients import consumer_config
+from kaizen.schemas.codec import Codec, DecodeError
+from kaizen.streams.clients import consumer_config
 
 
 @dataclass(frozen=True)

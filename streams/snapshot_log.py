@@ -12,10 +12,10 @@ from collections.abc import Callable, Sequence
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Producer, TopicPartition
 
-from schemas import model
-from schemas.codec import Codec, DecodeError
-from streams.clients import consumer_config
-from streams.publish import publish_events
+from kaizen.schemas import model
+from kaizen.schemas.codec import Codec, DecodeError
+from kaizen.streams.clients import consumer_config
+from kaizen.streams.publish import publish_events
 
 OnSnapshotEvent = Callable[[int, model.SnapshotEvent], None]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import uuid
 
-from schemas import model
+from kaizen.schemas import model
 
 _clock = itertools.count(1_700_000_000_000, 1000)
 

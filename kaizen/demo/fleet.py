@@ -30,8 +30,8 @@ from types import TracebackType
 from typing import Any, Protocol
 
 from kaizen.demo.world import NEW_DATE, OLD_DATE, World
-from processors.learning.patches import apply_patch, apply_rule
-from sinks.recall_index import Recalled
+from kaizen.processors.learning.patches import apply_patch, apply_rule
+from kaizen.sinks.recall_index import Recalled
 
 __all__ = [
     "TASK_TYPES",
@@ -65,7 +65,7 @@ _DEFAULTS = {"currency": "USD"}
 
 
 class EpisodeHandle(Protocol):
-    """The part of `streams.episode.Episode` the fleet uses."""
+    """The part of `kaizen.streams.episode.Episode` the fleet uses."""
 
     def __enter__(self) -> EpisodeHandle: ...
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from kaizen import Recorder, recall, render_lessons
 from kaizen.demo.world import TOOLS, World
-from processors.learning.patches import apply_patch
+from kaizen.processors.learning.patches import apply_patch
 
 SYSTEM = "You are a support agent. Use the tools to complete the task, then answer briefly."
 

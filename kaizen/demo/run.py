@@ -35,12 +35,12 @@ from kaizen.demo.world import (
 from kaizen.recall import recall
 from kaizen.recorder import Recorder
 from kaizen.report import write_report
+from kaizen.schemas import model
 from kaizen.settings import Settings, load_settings
-from schemas import model
-from sinks.recall_index import Recalled
-from streams.admin import create_topics
-from streams.publish import publish_events
-from streams.topics import Topics
+from kaizen.sinks.recall_index import Recalled
+from kaizen.streams.admin import create_topics
+from kaizen.streams.publish import publish_events
+from kaizen.streams.topics import Topics
 
 AGENT = "support-bot"
 FLEETS = {"static": "static-co", "learning": "learning-co"}

@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from schemas.model import ArgumentChange, ToolCallPatch
+from kaizen.schemas.model import ArgumentChange, ToolCallPatch
 
 __all__ = [
     "CALENDAR_DATE_FORMAT",

@@ -39,7 +39,7 @@ _FLUSH_SECONDS = 60.0
 
 
 class EpisodeHandle(Protocol):
-    """The part of `streams.episode.Episode` an import uses."""
+    """The part of `kaizen.streams.episode.Episode` an import uses."""
 
     def start(self) -> None: ...
 

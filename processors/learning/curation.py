@@ -45,15 +45,22 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from processors.learning.extractors import (
+from kaizen.processors.learning.extractors import (
     LESSON_KIND,
     DeterministicExtractor,
     Extractor,
     Lesson,
     effective_patch,
 )
-from processors.learning.guidance import normalize_text
-from schemas.model import ArgumentChange, Evidence, Experience, Signal, ToolCallPatch, Trigger
+from kaizen.processors.learning.guidance import normalize_text
+from kaizen.schemas.model import (
+    ArgumentChange,
+    Evidence,
+    Experience,
+    Signal,
+    ToolCallPatch,
+    Trigger,
+)
 
 #: Namespace of experience event ids (uuid5), fixed forever: replays must give the same ids.
 EXPERIENCE_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "kaizen:experiences:v1")

@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from schemas.model import Signal
+from kaizen.schemas.model import Signal
 
 HELPFUL_OUTCOMES = frozenset({"success"})
 HARMFUL_OUTCOMES = frozenset({"failure"})

@@ -38,11 +38,11 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from processors.learning.patches import diff_arguments, patch_is_empty
-from processors.learning.signatures import error_signature
-from schemas import model
-from schemas.model import EpisodeEvent, Signal
-from schemas.records import from_record, to_record
+from kaizen.processors.learning.patches import diff_arguments, patch_is_empty
+from kaizen.processors.learning.signatures import error_signature
+from kaizen.schemas import model
+from kaizen.schemas.model import EpisodeEvent, Signal
+from kaizen.schemas.records import from_record, to_record
 
 STATE_VERSION = 1
 SEEN_LIMIT = 256  # event ids remembered for duplicate detection (seq catches older ones)

@@ -40,8 +40,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from processors.learning.patches import apply_patch as default_apply_patch
-from schemas.model import Experience, Signal, ToolCallPatch
+from kaizen.processors.learning.patches import apply_patch as default_apply_patch
+from kaizen.schemas.model import Experience, Signal, ToolCallPatch
 
 CaseKind = Literal["failure", "recovery", "success", "corrected"]
 #: Order kinds take turns in when `select_edge_cases` must cut to `limit`: failures first.

@@ -25,8 +25,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
-from processors.learning import guidance
-from schemas.model import ArgumentChange, Signal, ToolCallPatch
+from kaizen.processors.learning import guidance
+from kaizen.schemas.model import ArgumentChange, Signal, ToolCallPatch
 
 #: Lesson kind for each signal kind that can teach something.
 LESSON_KIND = {"recovery": "recovery", "failure": "pitfall", "correction": "preference"}

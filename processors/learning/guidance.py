@@ -17,7 +17,7 @@ import json
 import re
 from collections.abc import Iterable
 
-from schemas.model import ArgumentChange, ToolCallPatch
+from kaizen.schemas.model import ArgumentChange, ToolCallPatch
 
 MAX_ERROR_CHARS = 160
 MAX_VALUE_CHARS = 40

@@ -38,8 +38,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from processors.learning.snapshots import rolled_back_event
-from schemas.model import Signal, SnapshotEvent
+from kaizen.processors.learning.snapshots import rolled_back_event
+from kaizen.schemas.model import Signal, SnapshotEvent
 
 MIN_EPISODES = 30  # per side, before any verdict
 MARGIN = 0.05  # a drop in success rate smaller than this is not a regression

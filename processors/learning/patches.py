@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from schemas.model import ArgumentChange, ToolCallPatch
+from kaizen.schemas.model import ArgumentChange, ToolCallPatch
 
 Args = dict[str, Any]
 

@@ -2,7 +2,7 @@
 
 One `PatternState` holds the recent windows of ONE agent (the processor keys its table by agent).
 `apply_tool_result` folds every tool result of that agent into the state and, for each failure,
-emits the updated `schemas.model.Pattern` of its signature and window: counts, distinct sessions /
+emits the updated `Pattern` of its signature and window: counts, distinct sessions /
 users / tenants, the failure rate against all calls of the tool, the baseline rate of the previous
 windows, and a status (`new`, `spiking` or `steady`) that flags an API that just changed.
 
@@ -36,7 +36,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from schemas.model import EpisodeEvent, Pattern, ToolResult
+from kaizen.schemas.model import EpisodeEvent, Pattern, ToolResult
 
 #: Namespace of pattern event ids (uuid5), fixed forever: replays must give the same ids.
 PATTERN_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "kaizen:patterns:v1")
@@ -173,7 +173,7 @@ def apply_tool_result(
     place and returned: callers keep only the returned reference.
 
     >>> sig = lambda tool, error: f"{tool}: {error}"
-    >>> from schemas.model import ToolResult
+    >>> from kaizen.schemas.model import ToolResult
     >>> ev = EpisodeEvent("e1", 60_000, "acme", "bot", "ep1", 3, ToolResult("c", "search", False,
     ...                   "timeout"), user="u1")
     >>> state, [p] = apply_tool_result(None, ev, signature_of=sig)

@@ -29,10 +29,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from processors.learning.evaluation import Evaluation, latest_by_evaluator
-from schemas.content import content_hash
-from schemas.model import Experience, Member, SnapshotEvent
-from schemas.records import from_record, to_record
+from kaizen.processors.learning.evaluation import Evaluation, latest_by_evaluator
+from kaizen.schemas.content import content_hash
+from kaizen.schemas.model import Experience, Member, SnapshotEvent
+from kaizen.schemas.records import from_record, to_record
 
 #: Namespace of snapshot event ids (uuid5), fixed forever: replays must give the same ids.
 SNAPSHOT_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "kaizen:snapshots:v1")

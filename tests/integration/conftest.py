@@ -16,7 +16,7 @@ from uuid import uuid4
 
 import pytest
 
-from infra.kafka import KafkaLauncher, default_jar_cache
+from kaizen.infra.kafka import KafkaLauncher, default_jar_cache
 
 
 @dataclass(frozen=True)

@@ -8,11 +8,11 @@ from pathlib import Path
 
 from confluent_kafka import Consumer, Message
 
-from schemas import model
-from schemas.codec import Codec
-from streams.admin import create_topics
-from streams.recorder import Recorder
-from streams.topics import Topics
+from kaizen.schemas import model
+from kaizen.schemas.codec import Codec
+from kaizen.streams.admin import create_topics
+from kaizen.streams.recorder import Recorder
+from kaizen.streams.topics import Topics
 
 
 def make_topics(bootstrap: str, prefix: str, partitions: int = 3) -> Topics:

@@ -8,9 +8,9 @@ from typing import Any
 
 from confluent_kafka import Producer
 
-from schemas import model
-from schemas.codec import Codec
-from streams.replay import Bounds, TopicReader
+from kaizen.schemas import model
+from kaizen.schemas.codec import Codec
+from kaizen.streams.replay import Bounds, TopicReader
 from tests.factories import one_of_each_learning_event
 from tests.integration.kafka_helpers import consume_all, decode_all, make_recorder, make_topics
 

@@ -8,16 +8,16 @@ from pathlib import Path
 from typing import Any
 
 from kaizen.behavior import Behavior
+from kaizen.processors.learning import snapshots
+from kaizen.processors.learning.snapshots import Candidate, scope_of
+from kaizen.schemas import model
 from kaizen.service import restore_behavior
 from kaizen.settings import load_settings
-from processors.learning import snapshots
-from processors.learning.snapshots import Candidate, scope_of
-from schemas import model
-from sinks.embedding import HashingEmbedder
-from sinks.recall_index import RecallIndex
-from streams.publish import publish_events
-from streams.snapshot_log import SnapshotTail, publish
-from streams.topics import Topics
+from kaizen.sinks.embedding import HashingEmbedder
+from kaizen.sinks.recall_index import RecallIndex
+from kaizen.streams.publish import publish_events
+from kaizen.streams.snapshot_log import SnapshotTail, publish
+from kaizen.streams.topics import Topics
 from tests.integration.kafka_helpers import make_topics
 
 TENANT, AGENT = "acme", "support-bot"

@@ -18,7 +18,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
-from streams.recorder import Recorder
+from kaizen.streams.recorder import Recorder
 from tests.integration.kafka_helpers import make_topics
 from tests.integration.test_service import _free_port, _get, _post
 from tests.integration.test_snapshots import _state, _teach

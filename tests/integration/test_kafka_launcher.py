@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import pytest
 from confluent_kafka import Consumer, KafkaError, Message, Producer
 
-from infra.kafka import KafkaLauncher, KafkaLauncherError
+from kaizen.infra.kafka import KafkaLauncher, KafkaLauncherError
 
 if TYPE_CHECKING:  # conftest is not importable at run time (no package here); types only
     from tests.integration.conftest import KafkaBroker

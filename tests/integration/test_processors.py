@@ -16,17 +16,17 @@ from confluent_kafka import Producer
 from kaizen.cli import main as kaizen_main
 from kaizen.importers.react_log import parse_react_log
 from kaizen.importers.run import import_episodes
-from processors.config import (
+from kaizen.processors.config import (
     CURATION_TABLE,
     CURATION_TOPIC,
     EPISODES_TABLE,
     PATTERNS_TABLE,
     TOOL_RESULTS_TOPIC,
 )
-from schemas import model
-from streams.latest import latest_experiences
-from streams.replay import Bounds, TopicReader
-from streams.topics import Topics
+from kaizen.schemas import model
+from kaizen.streams.latest import latest_experiences
+from kaizen.streams.replay import Bounds, TopicReader
+from kaizen.streams.topics import Topics
 from tests.integration.kafka_helpers import make_recorder, make_topics
 from tests.integration.workers import (
     environ,

@@ -9,17 +9,17 @@ from typing import Any
 
 from confluent_kafka import Producer
 
+from kaizen.processors.learning import snapshots
+from kaizen.processors.learning.snapshots import Candidate
 from kaizen.rebuild import rebuild
+from kaizen.schemas import model
+from kaizen.schemas.catalog import latest
+from kaizen.schemas.codec import single_object_header
 from kaizen.settings import load_settings
-from processors.learning import snapshots
-from processors.learning.snapshots import Candidate
-from schemas import model
-from schemas.catalog import latest
-from schemas.codec import single_object_header
-from sinks.clickhouse import ClickHouseSink
-from streams.publish import publish_events
-from streams.replay import Bounds, TopicReader
-from streams.snapshot_log import publish
+from kaizen.sinks.clickhouse import ClickHouseSink
+from kaizen.streams.publish import publish_events
+from kaizen.streams.replay import Bounds, TopicReader
+from kaizen.streams.snapshot_log import publish
 from tests.integration.kafka_helpers import make_topics
 from tests.unit.sinks.test_clickhouse_bulk import (
     TABLES,

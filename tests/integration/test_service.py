@@ -15,8 +15,8 @@ from confluent_kafka import Consumer, Producer
 
 from kaizen.importers.react_log import parse_react_log
 from kaizen.importers.run import import_episodes
-from streams.replay import Bounds, TopicReader
-from streams.topics import Topics
+from kaizen.streams.replay import Bounds, TopicReader
+from kaizen.streams.topics import Topics
 from tests.integration.kafka_helpers import make_recorder, make_topics
 from tests.integration.test_processors import BASE_LOG
 from tests.integration.workers import start_worker, stop_worker, wait_until_stable, worker_env

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from kaizen.cli import main as kaizen_main
-from streams.recorder import Recorder
+from kaizen.streams.recorder import Recorder
 from tests.integration.kafka_helpers import make_topics
 from tests.integration.test_service import _free_port, _get, _post
 from tests.integration.workers import environ, start_worker, stop_worker, worker_env

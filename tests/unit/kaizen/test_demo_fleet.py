@@ -36,10 +36,10 @@ from kaizen.demo.world import (
     default_drifts,
     harmful_patch,
 )
-from schemas import model
-from schemas.model import ArgumentChange, ToolCallPatch
-from sinks.recall_index import Recalled
-from streams.episode import Episode
+from kaizen.schemas import model
+from kaizen.schemas.model import ArgumentChange, ToolCallPatch
+from kaizen.sinks.recall_index import Recalled
+from kaizen.streams.episode import Episode
 
 # --- a recording double of the Episode API --------------------------------------------------
 

@@ -23,8 +23,8 @@ from kaizen.demo.world import (
     default_drifts,
     harmful_patch,
 )
-from processors.learning.patches import apply_patch
-from schemas.model import ArgumentChange, ToolCallPatch
+from kaizen.processors.learning.patches import apply_patch
+from kaizen.schemas.model import ArgumentChange, ToolCallPatch
 
 #: Calls written for the original API, one per tool.
 NAIVE: dict[str, dict[str, Any]] = {

@@ -21,10 +21,10 @@ from kaizen.importers.run import (
     import_episodes,
     parse_base_time,
 )
-from schemas import model
-from schemas.codec import Codec
-from streams.episode import Episode
-from streams.recorder import RecorderStats
+from kaizen.schemas import model
+from kaizen.schemas.codec import Codec
+from kaizen.streams.episode import Episode
+from kaizen.streams.recorder import RecorderStats
 
 BASE_MS = 1_704_067_200_000  # 2024-01-01T00:00:00Z
 

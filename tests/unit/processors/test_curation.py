@@ -14,15 +14,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from processors.learning.curation import (
+from kaizen.processors.learning.curation import (
     EVIDENCE_PER_VERSION,
     EXPERIENCE_NAMESPACE,
     CurationState,
     apply_signal,
     curation_key,
 )
-from processors.learning.extractors import Extractor, Lesson, RecordedLLMExtractor
-from schemas.model import ArgumentChange, Evidence, Experience, Signal, ToolCallPatch
+from kaizen.processors.learning.extractors import Extractor, Lesson, RecordedLLMExtractor
+from kaizen.schemas.model import ArgumentChange, Evidence, Experience, Signal, ToolCallPatch
 
 T0 = 1_700_000_000_000
 QUOTED = "Search: Could not find [<quoted>]."
@@ -478,7 +478,7 @@ def test_arrival_order_across_episodes_does_not_change_the_final_experiences(
 
 
 def test_a_replacement_with_different_values_per_episode_is_not_proposed() -> None:
-    from schemas.model import ArgumentChange, ToolCallPatch
+    from kaizen.schemas.model import ArgumentChange, ToolCallPatch
 
     def recovery(episode: str, value: str) -> Signal:
         patch = ToolCallPatch("Search", [ArgumentChange("replace", "query", value_json=value)])

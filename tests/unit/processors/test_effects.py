@@ -9,8 +9,8 @@ import uuid
 from hypothesis import given
 from hypothesis import strategies as st
 
-from processors.learning.effects import EffectState, apply, quarantined
-from schemas.model import Signal
+from kaizen.processors.learning.effects import EffectState, apply, quarantined
+from kaizen.schemas.model import Signal
 
 T0 = 1_700_000_000_000
 

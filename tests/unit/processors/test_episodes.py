@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from processors.learning.episodes import (
+from kaizen.processors.learning.episodes import (
     SIGNAL_NAMESPACE,
     EpisodeState,
     PositionedEvent,
@@ -20,8 +20,8 @@ from processors.learning.episodes import (
     is_finished,
     is_retry_recovery,
 )
-from schemas import model
-from schemas.model import ArgumentChange, Signal, ToolCallPatch
+from kaizen.schemas import model
+from kaizen.schemas.model import ArgumentChange, Signal, ToolCallPatch
 
 EP = "ep-1"
 T0 = 1_700_000_000_000

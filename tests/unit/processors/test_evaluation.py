@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from processors.learning.evaluation import (
+from kaizen.processors.learning.evaluation import (
     CaseKind,
     CounterfactualEvaluator,
     EdgeCase,
@@ -22,7 +22,14 @@ from processors.learning.evaluation import (
     recall_by_trigger,
     select_edge_cases,
 )
-from schemas.model import ArgumentChange, Evidence, Experience, Signal, ToolCallPatch, Trigger
+from kaizen.schemas.model import (
+    ArgumentChange,
+    Evidence,
+    Experience,
+    Signal,
+    ToolCallPatch,
+    Trigger,
+)
 
 T0 = 1_700_000_000_000
 QUOTED = "search: Could not find [<quoted>]."

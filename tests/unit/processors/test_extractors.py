@@ -12,15 +12,15 @@ from typing import Any
 
 import pytest
 
-from processors.learning import guidance
-from processors.learning.extractors import (
+from kaizen.processors.learning import guidance
+from kaizen.processors.learning.extractors import (
     DeterministicExtractor,
     Lesson,
     RecordedLLMExtractor,
     parse_answer,
     validate_answer,
 )
-from schemas.model import ArgumentChange, Signal, ToolCallPatch
+from kaizen.schemas.model import ArgumentChange, Signal, ToolCallPatch
 
 RECORDED = Path(__file__).parent / "recorded"
 QUOTED = "Search: Could not find [<quoted>]."

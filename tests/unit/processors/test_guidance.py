@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from processors.learning import guidance
-from schemas.model import ArgumentChange, ToolCallPatch
+from kaizen.processors.learning import guidance
+from kaizen.schemas.model import ArgumentChange, ToolCallPatch
 
 QUOTED = "Search: Could not find [<quoted>]."
 

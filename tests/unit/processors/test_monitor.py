@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from processors.learning.monitor import (
+from kaizen.processors.learning.monitor import (
     MARGIN,
     MIN_EPISODES,
     PARENT_WINDOW,
@@ -22,8 +22,8 @@ from processors.learning.monitor import (
     on_snapshot,
     prob_worse,
 )
-from processors.learning.snapshots import activated_event, rolled_back_event
-from schemas.model import Signal
+from kaizen.processors.learning.snapshots import activated_event, rolled_back_event
+from kaizen.schemas.model import Signal
 
 T0 = 1_700_000_000_000
 

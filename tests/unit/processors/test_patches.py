@@ -10,14 +10,14 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from processors.learning.patches import (
+from kaizen.processors.learning.patches import (
     apply_patch,
     apply_rule,
     detect_rule,
     diff_arguments,
     patch_is_empty,
 )
-from schemas.model import ArgumentChange, ToolCallPatch
+from kaizen.schemas.model import ArgumentChange, ToolCallPatch
 
 
 def _ops(patch: ToolCallPatch) -> list[tuple[str, str, str | None]]:

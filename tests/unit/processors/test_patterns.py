@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from processors.learning.patterns import PatternState, apply_tool_result
-from schemas.model import EpisodeEvent, EpisodeStarted, Pattern, ToolResult
+from kaizen.processors.learning.patterns import PatternState, apply_tool_result
+from kaizen.schemas.model import EpisodeEvent, EpisodeStarted, Pattern, ToolResult
 
 MIN = 60_000
 T0 = 1_700_000_040_000 - 1_700_000_040_000 % MIN  # a window boundary

@@ -10,11 +10,11 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from processors.config import ProcessorConfig
-from processors.routing import Outgoing, Record, Router
-from processors.steps import AssembleStep, DictStore, aggregate_step, curate_step
-from schemas import model
-from schemas.codec import Codec
+from kaizen.processors.config import ProcessorConfig
+from kaizen.processors.routing import Outgoing, Record, Router
+from kaizen.processors.steps import AssembleStep, DictStore, aggregate_step, curate_step
+from kaizen.schemas import model
+from kaizen.schemas.codec import Codec
 from tests.factories import episode_event
 
 CODEC = Codec()

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from processors.learning.signatures import MAX_LENGTH, error_signature, normalize_error
+from kaizen.processors.learning.signatures import MAX_LENGTH, error_signature, normalize_error
 
 # Observations copied from the Reflexion HotpotQA ReAct logs (/work/shared/data/reflexion/).
 QUOTED = (

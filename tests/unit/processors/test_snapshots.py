@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from processors.learning.evaluation import Evaluation
-from processors.learning.snapshots import (
+from kaizen.processors.learning.evaluation import Evaluation
+from kaizen.processors.learning.snapshots import (
     Candidate,
     Policy,
     SnapshotLog,
@@ -30,8 +30,8 @@ from processors.learning.snapshots import (
     rolled_back_event,
     snapshot_id,
 )
-from schemas.codec import Codec
-from schemas.model import (
+from kaizen.schemas.codec import Codec
+from kaizen.schemas.model import (
     ArgumentChange,
     Evidence,
     Experience,

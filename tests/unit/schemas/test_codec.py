@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from schemas import model
-from schemas.catalog import latest
-from schemas.codec import CONFLUENT_MAGIC, SINGLE_OBJECT_MAGIC, Codec, DecodeError
+from kaizen.schemas import model
+from kaizen.schemas.catalog import latest
+from kaizen.schemas.codec import CONFLUENT_MAGIC, SINGLE_OBJECT_MAGIC, Codec, DecodeError
 from tests.factories import episode_event, one_of_each_learning_event, one_of_each_payload
 
 CODEC = Codec()

@@ -9,10 +9,10 @@ import fastavro
 from hypothesis import given
 from hypothesis import strategies as st
 
-from schemas import model
-from schemas.catalog import latest
-from schemas.codec import SINGLE_OBJECT_HEADER_SIZE, Codec
-from schemas.container import container, zigzag_varint
+from kaizen.schemas import model
+from kaizen.schemas.catalog import latest
+from kaizen.schemas.codec import SINGLE_OBJECT_HEADER_SIZE, Codec
+from kaizen.schemas.container import container, zigzag_varint
 
 
 @given(st.integers(min_value=-(2**63), max_value=2**63 - 1))

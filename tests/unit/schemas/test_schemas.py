@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from schemas import model
-from schemas.catalog import AVRO_DIR, all_versions, latest, load_version
-from schemas.codec import CLASS_OF
-from schemas.compat import backward_problems
+from kaizen.schemas import model
+from kaizen.schemas.catalog import AVRO_DIR, all_versions, latest, load_version
+from kaizen.schemas.codec import CLASS_OF
+from kaizen.schemas.compat import backward_problems
 
 VERSIONS = [v for history in all_versions().values() for v in history]
 

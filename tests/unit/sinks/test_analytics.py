@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from clickhouse_connect.driver.client import Client
 
-from schemas import model
-from sinks import analytics
+from kaizen.schemas import model
+from kaizen.sinks import analytics
 from tests.unit.sinks.test_clickhouse_sink import (
     T0,
     episode_events,

@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from processors.learning.signatures import error_signature
-from schemas import model
-from schemas.catalog import latest
-from schemas.codec import SINGLE_OBJECT_HEADER_SIZE, Codec
-from schemas.container import container
-from sinks.clickhouse import ClickHouseSink
-from sinks.clickhouse_bulk import (
+from kaizen.processors.learning.signatures import error_signature
+from kaizen.schemas import model
+from kaizen.schemas.catalog import latest
+from kaizen.schemas.codec import SINGLE_OBJECT_HEADER_SIZE, Codec
+from kaizen.schemas.container import container
+from kaizen.sinks.clickhouse import ClickHouseSink
+from kaizen.sinks.clickhouse_bulk import (
     BulkLoadError,
     EpisodeBulkLoader,
     PatternBulkLoader,

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from processors.learning.signatures import error_signature
-from schemas import model
-from sinks.base import Sink
-from sinks.clickhouse import NO_ERROR_TEXT, ClickHouseSink
+from kaizen.processors.learning.signatures import error_signature
+from kaizen.schemas import model
+from kaizen.sinks.base import Sink
+from kaizen.sinks.clickhouse import NO_ERROR_TEXT, ClickHouseSink
 
 T0 = 1_700_000_000_000
 MINUTE = 60_000

@@ -17,15 +17,15 @@ import numpy as np
 import pytest
 from qdrant_client import QdrantClient
 
-from schemas.model import ArgumentChange, Evidence, Experience, ToolCallPatch, Trigger
-from sinks.embedding import HashingEmbedder
-from sinks.qdrant_library import (
+from kaizen.schemas.model import ArgumentChange, Evidence, Experience, ToolCallPatch, Trigger
+from kaizen.sinks.embedding import HashingEmbedder
+from kaizen.sinks.qdrant_library import (
     ExperienceLibrary,
     LibraryError,
     LibraryLockedError,
     point_id,
 )
-from sinks.recall_index import RecallIndex, content_hash, recall_text
+from kaizen.sinks.recall_index import RecallIndex, content_hash, recall_text
 
 QUOTES = ToolCallPatch("search", [ArgumentChange("reformat", "q", rule="strip_quotes")],
                        use_tool=None)

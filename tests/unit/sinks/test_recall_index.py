@@ -15,10 +15,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from schemas.model import ArgumentChange, Evidence, Experience, ToolCallPatch, Trigger
-from sinks.embedding import HashingEmbedder, MiniLMEmbedder
-from sinks.prompt import HEADER, render_lessons, summarise_patch
-from sinks.recall_index import (
+from kaizen.schemas.model import ArgumentChange, Evidence, Experience, ToolCallPatch, Trigger
+from kaizen.sinks.embedding import HashingEmbedder, MiniLMEmbedder
+from kaizen.sinks.prompt import HEADER, render_lessons, summarise_patch
+from kaizen.sinks.recall_index import (
     SIGNATURE_BOOST,
     IndexEntry,
     Recalled,

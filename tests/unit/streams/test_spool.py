@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from streams.spool import Spool, SpoolBusy, SpooledRecord
+from kaizen.streams.spool import Spool, SpoolBusy, SpooledRecord
 
 
 def _record(order_key: int, size: int = 100) -> SpooledRecord:
