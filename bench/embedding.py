@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from kaizen.sinks.embedding import Embedder, HashingEmbedder, MiniLMEmbedder
+from kaizen.readmodel.embedding import Embedder, HashingEmbedder, MiniLMEmbedder
 
 VERBS = ["fix", "add", "remove", "retry", "migrate", "deploy", "debug", "refactor", "document"]
 OBJECTS = [

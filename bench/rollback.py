@@ -26,16 +26,16 @@ from pathlib import Path
 from confluent_kafka import Producer
 
 from bench.common import broker, percentile
-from kaizen.behavior import Behavior
 from kaizen.logs import configure_logging
 from kaizen.processors.learning import snapshots
 from kaizen.processors.learning.snapshots import Candidate
-from kaizen.rebuild import RebuildReport, rebuild
+from kaizen.readmodel.embedding import HashingEmbedder
+from kaizen.readmodel.index import RecallIndex
 from kaizen.schemas import model
 from kaizen.schemas.codec import Codec
+from kaizen.service.gate import Behavior
+from kaizen.service.rebuild import RebuildReport, rebuild
 from kaizen.settings import load_settings
-from kaizen.sinks.embedding import HashingEmbedder
-from kaizen.sinks.recall_index import RecallIndex
 from kaizen.streams.admin import create_topics
 from kaizen.streams.clients import producer_config
 from kaizen.streams.recorder import Recorder

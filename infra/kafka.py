@@ -36,6 +36,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kaizen.errors import KaizenError
+
 KAFKA_VERSION = "3.9.1"
 POM = Path(__file__).with_name("pom.xml")
 READY_LINE = "Kafka Server started"
@@ -64,7 +66,7 @@ log4j.logger.kafka.server.KafkaRaftServer=INFO
 _CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
 
 
-class KafkaLauncherError(RuntimeError):
+class KafkaLauncherError(KaizenError, RuntimeError):
     """The local broker cannot be fetched, started or stopped; the message says what to do."""
 
 

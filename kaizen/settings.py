@@ -11,8 +11,10 @@ from pathlib import Path
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from kaizen.errors import KaizenError
 
-class SettingsError(ValueError):
+
+class SettingsError(KaizenError, ValueError):
     """Configuration that cannot work, with a message that names the variable to fix."""
 
 

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 import fastavro
 
+from kaizen.errors import KaizenError
 from kaizen.schemas import model
 from kaizen.schemas.catalog import SchemaVersion, all_versions, latest, record_full_names
 from kaizen.schemas.records import from_record, to_record
@@ -43,7 +44,7 @@ def single_object_header(version: SchemaVersion) -> bytes:
     return SINGLE_OBJECT_MAGIC + version.fingerprint
 
 
-class DecodeError(ValueError):
+class DecodeError(KaizenError, ValueError):
     """A record that is not a Kaizen event: unknown framing, unknown schema, or corrupt body."""
 
 

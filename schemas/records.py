@@ -6,6 +6,7 @@ thousands of records a second and per-record reflection would dominate that cost
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import types
 import typing
@@ -122,3 +123,32 @@ def to_record(obj: Any, namespace_of: Callable[[type], str]) -> dict[str, Any]:
         type(obj), namespace_of  # type: ignore[arg-type]
     )
     return writer(obj)
+
+
+def to_json(event: Any) -> dict[str, Any]:
+    """A model object as plain JSON-able data: the one converter for JSON (HTTP API, CLI, audit).
+
+    Times stay epoch milliseconds as in the model, bytes become base64, UUIDs strings; a union
+    payload gets a `type` field naming its record. `from_record` reads such a dict back.
+    """
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(event):
+        out[f.name] = _plain(getattr(event, f.name))
+    payload = getattr(event, "payload", None)
+    if payload is not None and dataclasses.is_dataclass(payload):
+        out["payload"] = {"type": type(payload).__name__, **out["payload"]}
+    return out
+
+
+def _plain(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode()
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    return value

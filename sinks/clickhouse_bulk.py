@@ -22,6 +22,7 @@ from typing import Any
 
 from clickhouse_connect.driver.client import Client
 
+from kaizen.errors import KaizenError
 from kaizen.schemas.catalog import SchemaVersion, latest
 from kaizen.sinks.clickhouse import NO_ERROR_TEXT, SignatureFn
 
@@ -44,7 +45,7 @@ def _error_text(column: str) -> str:
     return f"ifNull(nullIf({column}, ''), {_literal(NO_ERROR_TEXT)})"
 
 
-class BulkLoadError(RuntimeError):
+class BulkLoadError(KaizenError, RuntimeError):
     """ClickHouse could not load a container; the records need the per-record path."""
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from kaizen.readmodel.index import RecallIndex
 from kaizen.schemas import model
 from kaizen.sinks.base import Sink
 from kaizen.sinks.qdrant_library import ExperienceLibrary
-from kaizen.sinks.recall_index import RecallIndex
 
 
 class LibrarySink(Sink[model.Event]):

@@ -7,16 +7,16 @@ conditional (Qdrant's ``update_filter``) on the stored version being no newer,
 so a stale version arriving late cannot overwrite a newer one, even with two
 writers racing on a server.
 
-The vector is the embedding of :func:`kaizen.sinks.recall_index.recall_text` (example
+The vector is the embedding of :func:`kaizen.readmodel.index.recall_text` (example
 task, guidance, error signature), the text recall matches task texts against.
 The payload holds the whole lesson, with the scope fields (tenant, agent, user,
 tool, kind, status) as top-level keys for filters, the patch as JSON text, the
-:func:`kaizen.sinks.recall_index.content_hash` and the embedder's ``model_id``.
+:func:`kaizen.readmodel.index.content_hash` and the embedder's ``model_id``.
 
 The same code runs on local (embedded, ``path=``) mode and on a server
 (``url=``). Recall does not search here: local-mode filtered search is far too
 slow for inference time, so the service loads each scope into a
-:class:`kaizen.sinks.recall_index.RecallIndex` with :meth:`ExperienceLibrary.scroll`.
+:class:`kaizen.readmodel.index.RecallIndex` with :meth:`ExperienceLibrary.scroll`.
 """
 
 from __future__ import annotations
@@ -32,9 +32,10 @@ from typing import Any
 import numpy as np
 from qdrant_client import QdrantClient, models
 
+from kaizen.errors import KaizenError
+from kaizen.readmodel.embedding import Embedder, default_embedder
+from kaizen.readmodel.index import IndexEntry, content_hash, recall_text
 from kaizen.schemas.model import ArgumentChange, Evidence, Experience, ToolCallPatch, Trigger
-from kaizen.sinks.embedding import Embedder, default_embedder
-from kaizen.sinks.recall_index import IndexEntry, content_hash, recall_text
 
 __all__ = [
     "DEFAULT_COLLECTION",
@@ -51,7 +52,7 @@ POINT_NAMESPACE = uuid.UUID("5b0f1c8e-2f4a-5d7e-9c3b-6a1d2e4f7a90")
 _SCROLL_PAGE = 512
 
 
-class LibraryError(RuntimeError):
+class LibraryError(KaizenError, RuntimeError):
     """The library cannot be opened or does not match the embedder."""
 
 

@@ -10,12 +10,23 @@ import json
 import uuid
 from collections.abc import Mapping, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from kaizen.schemas import model
 
-if TYPE_CHECKING:
-    from kaizen.streams.recorder import Recorder
+
+class EventSink(Protocol):
+    """What an episode needs from whoever delivers its events (the Recorder, or a test double):
+    the scope stamped on every event, a clock, and a non-blocking `emit`."""
+
+    tenant: str
+    agent: str
+    agent_version: str
+    snapshot_id: str | None
+
+    def now_ms(self) -> int: ...
+
+    def emit(self, event: model.EpisodeEvent) -> None: ...
 
 #: Event ids derive from (episode id, seq): re-importing or re-emitting an episode yields the same
 #: ids, so every consumer's de-duplication by event id catches it.
@@ -28,7 +39,7 @@ class Episode:
 
     def __init__(
         self,
-        recorder: Recorder,
+        recorder: EventSink,
         task: str,
         *,
         user: str | None = None,

@@ -7,7 +7,6 @@ each partition's first offset at or after it. Undecodable records are reported, 
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import uuid
 from collections.abc import Iterator, Mapping
@@ -17,6 +16,7 @@ from typing import Any, NamedTuple
 from confluent_kafka import OFFSET_END, Consumer, TopicPartition
 
 from kaizen.schemas.codec import Codec, DecodeError
+from kaizen.schemas.records import to_json
 from kaizen.streams.clients import consumer_config
 
 
@@ -56,31 +56,6 @@ class RawRecord(NamedTuple):
     timestamp_ms: int
     key: bytes | None
     value: bytes
-
-
-def event_as_dict(event: Any) -> dict[str, Any]:
-    """A model event as plain JSON-able data; a union payload gets a `type` field."""
-    out: dict[str, Any] = {}
-    for f in dataclasses.fields(event):
-        out[f.name] = _plain(getattr(event, f.name))
-    payload = getattr(event, "payload", None)
-    if payload is not None and dataclasses.is_dataclass(payload):
-        out["payload"] = {"type": type(payload).__name__, **out["payload"]}
-    return out
-
-
-def _plain(value: Any) -> Any:
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, bytes):
-        return base64.b64encode(value).decode()
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    return value
 
 
 def matches(value: Mapping[str, Any], where: Mapping[str, str]) -> bool:
@@ -215,5 +190,5 @@ class TopicReader:
             decoded = self._codec.decode_full(message.value() or b"")
         except DecodeError as error:
             return ReplayedRecord(**base, schema=None, value=None, error=str(error))
-        return ReplayedRecord(**base, schema=decoded.schema, value=event_as_dict(decoded.event),
+        return ReplayedRecord(**base, schema=decoded.schema, value=to_json(decoded.event),
                               event=decoded.event)

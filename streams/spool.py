@@ -17,6 +17,8 @@ from pathlib import Path
 
 import structlog
 
+from kaizen.errors import KaizenError
+
 log = structlog.get_logger(__name__)
 
 
@@ -28,7 +30,7 @@ class SpooledRecord:
     value: bytes
 
 
-class SpoolBusy(RuntimeError):
+class SpoolBusy(KaizenError, RuntimeError):
     """Another live Recorder owns this spool directory."""
 
 

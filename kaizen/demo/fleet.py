@@ -31,7 +31,7 @@ from typing import Any, Protocol
 
 from kaizen.demo.world import NEW_DATE, OLD_DATE, World
 from kaizen.processors.learning.patches import apply_patch, apply_rule
-from kaizen.sinks.recall_index import Recalled
+from kaizen.readmodel.lesson import Recalled
 
 __all__ = [
     "TASK_TYPES",

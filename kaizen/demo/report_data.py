@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from kaizen.demo.metrics import Adaptation, Timed
+from kaizen.demo.report import ReportData
 from kaizen.demo.world import World
-from kaizen.report import ReportData
 
 
 def report_data(runs: dict[str, list[Timed]], figures: list[Adaptation], extra: dict[str, Any],

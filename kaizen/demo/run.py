@@ -7,7 +7,6 @@ one plausible but harmful lesson, and ends with a summary and `.kaizen/report.ht
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import socket
@@ -21,10 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kaizen import stack
+from kaizen.client.recall import recall
+from kaizen.client.recorder import Recorder
 from kaizen.demo.fleet import EpisodeResult, Fleet
 from kaizen.demo.metrics import Adaptation, Timed, adaptation, success_around
-from kaizen.demo.report_data import report_data
 from kaizen.demo.world import (
     PAYMENTS_REQUIRED_CURRENCY,
     USER_PREFERS_IMPERIAL,
@@ -32,12 +31,9 @@ from kaizen.demo.world import (
     default_drifts,
     harmful_patch,
 )
-from kaizen.recall import recall
-from kaizen.recorder import Recorder
-from kaizen.report import write_report
+from kaizen.readmodel.lesson import Recalled
 from kaizen.schemas import model
 from kaizen.settings import Settings, load_settings
-from kaizen.sinks.recall_index import Recalled
 from kaizen.streams.admin import create_topics
 from kaizen.streams.publish import publish_events
 from kaizen.streams.topics import Topics
@@ -240,22 +236,6 @@ def _port_taken(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-def run(args: argparse.Namespace, settings: Settings) -> int:
-    if stack.up(settings) != 0:
-        return 1
-    started = time.monotonic()
-    config = DemoConfig(seed=args.seed, concurrency=args.concurrency, think_s=args.think)
-    runs, figures, extra = run_demo(settings, config)
-    world: World = extra["world"]
-    lines = summary_lines(runs, figures, extra, world, time.monotonic() - started)
-    for line in lines:
-        print(line)
-    path = write_report(settings.home / "report.html",
-                        report_data(runs, figures, extra, world, lines))
-    print(f"report: {path.resolve()}")
-    return 0
-
-
 def summary_lines(runs: dict[str, list[Timed]], figures: list[Adaptation], extra: dict[str, Any],
                   world: World, seconds: float) -> list[str]:
     lines = [f"{len(runs['learning'])} episodes per fleet in {seconds:.0f} s."]
@@ -277,11 +257,3 @@ def summary_lines(runs: dict[str, list[Timed]], figures: list[Adaptation], extra
 
 def _pct(value: float | None) -> str:
     return "  - " if value is None else f"{value:4.0%}"
-
-
-def add_parser(sub: Any) -> None:
-    parser = sub.add_parser("demo", help="run the main job: static vs learning fleet")
-    parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--concurrency", type=int, default=6)
-    parser.add_argument("--think", type=float, default=2.0, help="seconds of agent work")
-    parser.set_defaults(handler=lambda a, s: run(a, s))

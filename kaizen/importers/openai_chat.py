@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kaizen.errors import KaizenError
 from kaizen.importers.model import (
     ERROR_LIMIT,
     OUTCOMES,
@@ -44,7 +45,7 @@ NO_TRAJECTORIES = "no trajectories found"
 _ERROR_TEXT = re.compile(r"^\s*(Error\b|error:)")
 
 
-class _Malformed(ValueError):
+class _Malformed(KaizenError, ValueError):
     """A trajectory that cannot be read; its message is the Skipped reason."""
 
 

@@ -24,7 +24,7 @@ from kaizen.importers.openai_chat import parse_openai_chat
 from kaizen.importers.react_log import parse_react_log
 
 if TYPE_CHECKING:
-    from kaizen.recorder import Recorder
+    from kaizen.client.recorder import Recorder
     from kaizen.settings import Settings
 
 EVENT_SPACING_MS = 1000
@@ -241,7 +241,7 @@ def _import_files(
 ) -> int:
     """One Recorder per agent name; every file starts at the same base time so that each file
     re-imports to the same event times whatever else is on the command line."""
-    from kaizen.recorder import Recorder
+    from kaizen.client.recorder import Recorder
 
     recorders: dict[str, Recorder] = {}
     total = ImportSummary()

@@ -7,14 +7,14 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from kaizen.behavior import Behavior
 from kaizen.processors.learning import snapshots
 from kaizen.processors.learning.snapshots import Candidate, scope_of
+from kaizen.readmodel.embedding import HashingEmbedder
+from kaizen.readmodel.index import RecallIndex
 from kaizen.schemas import model
-from kaizen.service import restore_behavior
+from kaizen.service.gate import Behavior
+from kaizen.service.host import restore_behavior
 from kaizen.settings import load_settings
-from kaizen.sinks.embedding import HashingEmbedder
-from kaizen.sinks.recall_index import RecallIndex
 from kaizen.streams.publish import publish_events
 from kaizen.streams.snapshot_log import SnapshotTail, publish
 from kaizen.streams.topics import Topics

@@ -11,10 +11,10 @@ from confluent_kafka import Producer
 
 from kaizen.processors.learning import snapshots
 from kaizen.processors.learning.snapshots import Candidate
-from kaizen.rebuild import rebuild
 from kaizen.schemas import model
 from kaizen.schemas.catalog import latest
 from kaizen.schemas.codec import single_object_header
+from kaizen.service.rebuild import rebuild
 from kaizen.settings import load_settings
 from kaizen.sinks.clickhouse import ClickHouseSink
 from kaizen.streams.publish import publish_events

@@ -36,9 +36,9 @@ from kaizen.demo.world import (
     default_drifts,
     harmful_patch,
 )
+from kaizen.readmodel.lesson import Recalled
 from kaizen.schemas import model
 from kaizen.schemas.model import ArgumentChange, ToolCallPatch
-from kaizen.sinks.recall_index import Recalled
 from kaizen.streams.episode import Episode
 
 # --- a recording double of the Episode API --------------------------------------------------

@@ -295,7 +295,7 @@ class FakeRecorder(RecordingRecorder):
 
 @pytest.fixture
 def fake_recorder(monkeypatch: pytest.MonkeyPatch) -> type[FakeRecorder]:
-    monkeypatch.setattr("kaizen.recorder.Recorder", FakeRecorder)
+    monkeypatch.setattr("kaizen.client.recorder.Recorder", FakeRecorder)
     # structlog would keep pytest's captured stderr after it is closed, breaking later tests
     monkeypatch.setattr(cli, "configure_logging", lambda *args: None)
     monkeypatch.setattr(FakeRecorder, "built", [])

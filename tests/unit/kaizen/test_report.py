@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kaizen.report import ReportData, rolling_success_rate, write_report
+from kaizen.demo.report import ReportData, rolling_success_rate, write_report
 
 VOID = {"meta", "br", "hr", "img", "input", "link"}
 SVG_LEAVES = {"line", "polyline", "circle", "rect", "path"}  # self-closed in the SVG we write

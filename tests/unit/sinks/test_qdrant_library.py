@@ -17,15 +17,15 @@ import numpy as np
 import pytest
 from qdrant_client import QdrantClient
 
+from kaizen.readmodel.embedding import HashingEmbedder
+from kaizen.readmodel.index import RecallIndex, content_hash, recall_text
 from kaizen.schemas.model import ArgumentChange, Evidence, Experience, ToolCallPatch, Trigger
-from kaizen.sinks.embedding import HashingEmbedder
 from kaizen.sinks.qdrant_library import (
     ExperienceLibrary,
     LibraryError,
     LibraryLockedError,
     point_id,
 )
-from kaizen.sinks.recall_index import RecallIndex, content_hash, recall_text
 
 QUOTES = ToolCallPatch("search", [ArgumentChange("reformat", "q", rule="strip_quotes")],
                        use_tool=None)

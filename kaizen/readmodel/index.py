@@ -34,15 +34,18 @@ objects, whoever loads them.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from kaizen.readmodel.embedding import Embedder
+from kaizen.readmodel.lesson import Recalled, lesson_to_json
+from kaizen.readmodel.prompt import render_lessons
 from kaizen.schemas.content import content_hash
-from kaizen.schemas.model import Experience, ToolCallPatch
-from kaizen.sinks.embedding import Embedder
+from kaizen.schemas.model import Experience
 
 __all__ = [
     "SIGNATURE_BOOST",
@@ -81,18 +84,6 @@ class IndexEntry:
 
     experience: Experience
     vector: FloatVector | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Recalled:
-    """One recalled lesson, best first in :meth:`RecallIndex.recall`'s result."""
-
-    experience_id: str
-    score: float
-    guidance: str
-    patch: ToolCallPatch | None
-    kind: str
-    tool: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -325,3 +316,13 @@ def _recalled(experience: Experience, score: float) -> Recalled:
 
 def _as_entry(item: IndexEntry | Experience) -> IndexEntry:
     return item if isinstance(item, IndexEntry) else IndexEntry(item)
+
+
+def recall_from_index(index: RecallIndex, body: Mapping[str, Any]) -> dict[str, Any]:
+    """Serve one recall request in the HTTP API's body format: lessons and the rendered prompt."""
+    lessons = index.recall(
+        str(body["task"]), agent=str(body["agent"]), tenant=str(body["tenant"]),
+        user=body.get("user"), tools=body.get("tools"), k=int(body.get("k", 5)),
+        signature=body.get("signature"),
+    )
+    return {"lessons": [lesson_to_json(x) for x in lessons], "prompt": render_lessons(lessons)}

@@ -15,9 +15,9 @@ import urllib.parse
 import urllib.request
 from typing import Any
 
-from kaizen.audit import parse_time_ms
+from kaizen.cli.options import parse_time_ms
+from kaizen.cli.tables import render_table
 from kaizen.settings import Settings
-from kaizen.tables import render_table
 
 
 def _params(args: argparse.Namespace) -> dict[str, str]:
@@ -39,8 +39,8 @@ def _from_service(settings: Settings, name: str, params: dict[str, str]) -> list
 
 
 def _direct(settings: Settings, name: str, params: dict[str, str]) -> list[dict[str, Any]]:
-    from kaizen.http_api import run_analytics
-    from kaizen.service import Stores
+    from kaizen.service.http_api import run_analytics
+    from kaizen.service.stores import Stores
 
     stores = Stores.open(settings)
     try:
@@ -81,7 +81,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def add_parser(sub: Any) -> None:
+def register(sub: Any) -> None:
     parser = sub.add_parser("analytics", help="failure analytics from ClickHouse")
     parser.add_argument("name", choices=["failures", "signatures", "repeats", "snapshots", "curve"])
     parser.add_argument("--by", default="tool", choices=["tool", "signature", "agent", "tenant"])

@@ -6,24 +6,14 @@ import argparse
 import json
 import sys
 from contextlib import nullcontext
-from datetime import UTC, datetime
-from typing import IO
+from typing import IO, Any
 
 from tqdm import tqdm
 
+from kaizen.cli.options import parse_time_ms
 from kaizen.settings import Settings
 from kaizen.streams.replay import Bounds, TopicReader, matches
 from kaizen.streams.topics import catalog
-
-
-def parse_time_ms(text: str | None) -> int | None:
-    """ISO 8601 to UTC ms; a time without a zone is taken as UTC."""
-    if text is None:
-        return None
-    moment = datetime.fromisoformat(text)
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return int(moment.timestamp() * 1000)
 
 
 def resolve_topic(name: str, prefix: str) -> str:
@@ -42,7 +32,7 @@ def parse_where(pairs: list[str]) -> dict[str, str]:
     return where
 
 
-def replay(args: argparse.Namespace, settings: Settings) -> int:
+def replay_range(args: argparse.Namespace, settings: Settings) -> int:
     try:
         where = parse_where(args.where)
         bounds = Bounds(
@@ -71,3 +61,15 @@ def _write(reader: TopicReader, where: dict[str, str], sink: IO[str]) -> int:
             sink.write(json.dumps(record.as_json(), default=str) + "\n")
             written += 1
     return written
+
+
+def register(sub: Any) -> None:
+    replay = sub.add_parser("replay", help="decode a topic range to JSON lines (audit)")
+    replay.add_argument("--topic", required=True, help="topic name, or a catalog short name")
+    replay.add_argument("--from-offset", type=int)
+    replay.add_argument("--to-offset", type=int, help="exclusive")
+    replay.add_argument("--from-time", help="ISO time, UTC if no zone")
+    replay.add_argument("--to-time", help="ISO time, exclusive")
+    replay.add_argument("--where", action="append", default=[], metavar="FIELD=VALUE")
+    replay.add_argument("--out", help="write JSON lines to this file instead of stdout")
+    replay.set_defaults(handler=replay_range)

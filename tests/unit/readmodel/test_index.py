@@ -15,10 +15,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kaizen.schemas.model import ArgumentChange, Evidence, Experience, ToolCallPatch, Trigger
-from kaizen.sinks.embedding import HashingEmbedder, MiniLMEmbedder
-from kaizen.sinks.prompt import HEADER, render_lessons, summarise_patch
-from kaizen.sinks.recall_index import (
+from kaizen.readmodel.embedding import HashingEmbedder, MiniLMEmbedder
+from kaizen.readmodel.index import (
     SIGNATURE_BOOST,
     IndexEntry,
     Recalled,
@@ -27,6 +25,8 @@ from kaizen.sinks.recall_index import (
     content_hash,
     recall_text,
 )
+from kaizen.readmodel.prompt import HEADER, render_lessons, summarise_patch
+from kaizen.schemas.model import ArgumentChange, Evidence, Experience, ToolCallPatch, Trigger
 
 QUOTES = ToolCallPatch("search", [ArgumentChange("reformat", "q", rule="strip_quotes")])
 

@@ -7,13 +7,13 @@ import json
 import sys
 from typing import Any
 
-from kaizen.audit import parse_time_ms
-from kaizen.http_api import snapshot_rows
+from kaizen.cli.options import parse_time_ms
+from kaizen.cli.tables import render_table
+from kaizen.service.http_api import snapshot_rows
+from kaizen.service.snapshot_actions import Request, diff, events_for, read_log
 from kaizen.settings import Settings
-from kaizen.snapshot_actions import Request, diff, events_for, read_log
 from kaizen.streams.snapshot_log import publish
 from kaizen.streams.topics import Topics
-from kaizen.tables import render_table
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
@@ -56,7 +56,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def add_parser(sub: Any) -> None:
+def register(sub: Any) -> None:
     parser = sub.add_parser("snapshots", help="behavior snapshots: list, approve, roll back")
     commands = parser.add_subparsers(dest="snapshots_command", required=True)
     listing = commands.add_parser("list", help="the snapshot timeline and active snapshots")

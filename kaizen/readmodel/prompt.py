@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from kaizen.readmodel.lesson import Recalled
 from kaizen.schemas.model import ArgumentChange, ToolCallPatch
-from kaizen.sinks.recall_index import Recalled
 
 __all__ = ["HEADER", "render_lessons", "summarise_patch"]
 

@@ -36,9 +36,9 @@ from kaizen.processors.learning.evaluation import (
     select_edge_cases,
 )
 from kaizen.processors.learning.snapshots import Policy, SnapshotLog, scope_of
+from kaizen.readmodel.index import RecallIndex
 from kaizen.schemas import model
-from kaizen.sinks.recall_index import RecallIndex
-from kaizen.snapshot_actions import behavior_digest
+from kaizen.service.snapshot_actions import behavior_digest
 
 log = structlog.get_logger(__name__)
 Publish = Callable[[Sequence[model.SnapshotEvent]], object]

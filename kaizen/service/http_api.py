@@ -1,6 +1,6 @@
 """The HTTP API of `kaizen serve` (stdlib server, JSON in and out, bound to 127.0.0.1 by default).
 
-    GET  /              the dashboard (kaizen/static/dashboard.html)
+    GET  /              the dashboard (kaizen/service/static/dashboard.html)
     GET  /health
     POST /recall        {"task", "agent", "tenant", "user"?, "tools"?, "k"?}
     GET  /experiences   ?tenant=&agent=
@@ -21,14 +21,15 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlparse
 
 from kaizen.processors.learning.snapshots import SnapshotLog
-from kaizen.recall import recall_from_index
+from kaizen.readmodel.index import recall_from_index
+from kaizen.schemas.records import to_json
+from kaizen.service.snapshot_actions import Request, events_for
 from kaizen.settings import Settings
 from kaizen.sinks import analytics
-from kaizen.snapshot_actions import Request, events_for
 
 if TYPE_CHECKING:
-    from kaizen.behavior import Behavior
-    from kaizen.service import Stores
+    from kaizen.service.gate import Behavior
+    from kaizen.service.stores import Stores
 
 ANALYTICS = ("failures", "signatures", "repeats", "snapshots", "curve")
 DASHBOARD = Path(__file__).parent / "static" / "dashboard.html"
@@ -119,7 +120,7 @@ def make_server(host: str, port: int, stores: Stores, settings: Settings,
                 elif parts == ["experiences"]:
                     found = stores.library.scroll(tenant=params.get("tenant"),
                                                   agent=params.get("agent"))
-                    self._reply(200, {"experiences": [_experience_json(e.experience)
+                    self._reply(200, {"experiences": [to_json(e.experience)
                                                       for e in found]})
                 else:
                     self._reply(404, {"error": f"no such endpoint: {url.path}"})
@@ -157,9 +158,3 @@ def make_server(host: str, port: int, stores: Stores, settings: Settings,
                 self._reply(HTTPStatus.BAD_REQUEST, {"error": str(error)})
 
     return ThreadingHTTPServer((host, port), Handler)
-
-
-def _experience_json(experience: Any) -> dict[str, Any]:
-    from kaizen.streams.replay import event_as_dict
-
-    return event_as_dict(experience)

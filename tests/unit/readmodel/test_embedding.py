@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kaizen.sinks.embedding import (
+from kaizen.readmodel.embedding import (
     DIMENSION,
     MODEL_ID,
     MODEL_SHA256,
@@ -250,7 +250,7 @@ def test_hashing_shared_words_score_higher() -> None:
 def test_hashing_is_stable_across_processes() -> None:
     # Feature hashing must not depend on Python's per-process str hash seed.
     code = (
-        "from kaizen.sinks.embedding import HashingEmbedder;"
+        "from kaizen.readmodel.embedding import HashingEmbedder;"
         "print(HashingEmbedder().embed(['deploy the billing service']).tobytes().hex())"
     )
     root = Path(__file__).resolve().parents[3]

@@ -6,6 +6,7 @@ Start as many as you like: workers of one deployment share the partitions (one c
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from kaizen.processors.config import ProcessorConfig
 from kaizen.settings import Settings
@@ -31,3 +32,13 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     run_worker(processor_config(settings), loglevel=args.faust_log_level,
                baseline=args.faust_baseline)
     return 0
+
+
+def register(sub: Any) -> None:
+    process = sub.add_parser("process", help="run the stream processors (a faust worker)")
+    process.add_argument("--faust-log-level", default="warn",
+                         choices=["crit", "error", "warn", "info", "debug"])
+    process.add_argument("--faust-baseline", action="store_true",
+                         help="run faust alone (take the episodes, do nothing): the ceiling of "
+                              "faust on this machine, for sizing (bench/process.py prints it)")
+    process.set_defaults(handler=run)

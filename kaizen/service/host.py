@@ -14,23 +14,19 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
 
-from kaizen.behavior import Behavior
 from kaizen.processors.learning.evaluation import Evaluator
-from kaizen.processors.learning.signatures import error_signature
 from kaizen.processors.learning.snapshots import Policy
 from kaizen.schemas import model
 from kaizen.schemas.codec import Codec, DecodeError
+from kaizen.service.gate import Behavior
+from kaizen.service.stores import Stores
 from kaizen.settings import Settings
 from kaizen.sinks.base import Sink
-from kaizen.sinks.clickhouse import ClickHouseSink
 from kaizen.sinks.library_sink import LibrarySink
-from kaizen.sinks.qdrant_library import ExperienceLibrary
-from kaizen.sinks.recall_index import RecallIndex
 from kaizen.streams.admin import create_topics
 from kaizen.streams.consumer import EventConsumer
 from kaizen.streams.replay import Bounds, TopicReader
@@ -38,41 +34,6 @@ from kaizen.streams.snapshot_log import SnapshotTail, publish
 from kaizen.streams.topics import Topics
 
 log = structlog.get_logger(__name__)
-
-
-def open_library(settings: Settings) -> ExperienceLibrary:
-    if settings.qdrant_url:
-        key = settings.qdrant_api_key.get_secret_value() if settings.qdrant_api_key else None
-        return ExperienceLibrary.open(url=settings.qdrant_url, api_key=key)
-    settings.home.mkdir(parents=True, exist_ok=True)
-    return ExperienceLibrary.open(path=settings.qdrant_path)
-
-
-def open_clickhouse(settings: Settings) -> ClickHouseSink:
-    if not settings.clickhouse_url:
-        (settings.home / "clickhouse").mkdir(parents=True, exist_ok=True)
-    sink = ClickHouseSink(settings.clickhouse_dsn, signature_of=error_signature)
-    sink.setup()
-    return sink
-
-
-@dataclass
-class Stores:
-    """The stores of one service; `lock` serializes use of the ClickHouse client across threads."""
-
-    clickhouse: ClickHouseSink
-    library: ExperienceLibrary
-    index: RecallIndex
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    @classmethod
-    def open(cls, settings: Settings) -> Stores:
-        library = open_library(settings)
-        return cls(open_clickhouse(settings), library, RecallIndex(library.embedder))
-
-    def close(self) -> None:
-        self.clickhouse.close()
-        self.library.close()
 
 
 class SinkRunner:
@@ -177,7 +138,7 @@ def serve(settings: Settings, *, processors: bool = True, ready: threading.Event
     stop = stop or threading.Event()
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
-    from kaizen.http_api import make_server
+    from kaizen.service.http_api import make_server
 
     create_topics(settings.bootstrap, settings.topic_prefix, settings.topic_partitions)
     stores = Stores.open(settings)

@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import Any
 
+from kaizen.cli.tables import render_table
 from kaizen.schemas import model
+from kaizen.schemas.records import to_json
 from kaizen.settings import Settings
 from kaizen.streams.latest import latest_experiences
-from kaizen.streams.replay import event_as_dict
 from kaizen.streams.topics import Topics
-from kaizen.tables import render_table
 
 
 def _selected(
@@ -33,7 +34,7 @@ def list_experiences(args: argparse.Namespace, settings: Settings) -> int:
     )
     if args.format == "json":
         for x in experiences:
-            print(json.dumps(event_as_dict(x)))
+            print(json.dumps(to_json(x)))
         return 0
     rows = [
         {
@@ -49,3 +50,16 @@ def list_experiences(args: argparse.Namespace, settings: Settings) -> int:
     ]
     print(render_table(rows) if rows else "no experiences yet", file=sys.stdout)
     return 0
+
+
+def register(sub: Any) -> None:
+    experiences = sub.add_parser("experiences", help="the lessons learned so far")
+    experiences_sub = experiences.add_subparsers(dest="experiences_command", required=True)
+    listing = experiences_sub.add_parser("list", help="list experiences, best supported first")
+    listing.add_argument("--tenant")
+    listing.add_argument("--agent")
+    listing.add_argument("--status", choices=["candidate", "proposed", "quarantined"])
+    listing.add_argument("--limit", type=int, default=20, help="0: all")
+    listing.add_argument("--wide", action="store_true", help="full guidance text")
+    listing.add_argument("--format", choices=["table", "json"], default="table")
+    listing.set_defaults(handler=list_experiences)

@@ -1,0 +1,31 @@
+"""`kaizen up | status | down | topics create`: the local stack."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from kaizen.service import stack
+from kaizen.settings import Settings
+
+
+def _stack(args: argparse.Namespace, settings: Settings) -> int:
+    return {"up": stack.up, "status": stack.status, "down": stack.down}[args.command](settings)
+
+
+def _topics(args: argparse.Namespace, settings: Settings) -> int:
+    return stack.create_topics(settings)
+
+
+def register(sub: Any) -> None:
+    for name, text in [
+        ("up", "start the local Kafka broker (idempotent)"),
+        ("status", "show the local stack"),
+        ("down", "stop the local Kafka broker (data is kept)"),
+    ]:
+        sub.add_parser(name, help=text).set_defaults(handler=_stack)
+    topics = sub.add_parser("topics", help="manage the topic catalog")
+    topics_sub = topics.add_subparsers(dest="topics_command", required=True)
+    topics_sub.add_parser("create", help="create missing topics (idempotent)").set_defaults(
+        handler=_topics
+    )
