@@ -117,6 +117,7 @@ class KafkaLauncher:
     port: int = 19092
     controller_port: int = 19093
     cache_dir: Path | None = None
+    port_options: str = "--port / --controller-port"  # how the caller's user changes the ports
 
     def __post_init__(self) -> None:
         # Absolute once, so a later chdir cannot point the launcher at another data dir.
@@ -155,7 +156,7 @@ class KafkaLauncher:
             return "already running"
         java = _require("java", "a Java runtime (17+)")
         for port in (self.port, self.controller_port):
-            _ensure_port_free(port)
+            _ensure_port_free(port, self.port_options)
         libs = fetch_jars(self.jar_cache)
         self._write_config()
         self._format_storage_once(java, libs)
@@ -353,7 +354,7 @@ def _require(tool: str, what: str) -> str:
     return path
 
 
-def _ensure_port_free(port: int) -> None:
+def _ensure_port_free(port: int, options: str) -> None:
     """Fail early, with the port in the message, rather than let the JVM die on bind."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         # SO_REUSEADDR like the JVM: TIME_WAIT leftovers of our last run must not count.
@@ -363,7 +364,7 @@ def _ensure_port_free(port: int) -> None:
         except OSError as error:
             raise KafkaLauncherError(
                 f"port {port} on 127.0.0.1 is already in use by another process ({error}); "
-                f"stop that process or choose other ports (--port / --controller-port)"
+                f"stop that process or choose other ports ({options})"
             ) from error
 
 

@@ -30,7 +30,13 @@ class Settings(BaseSettings):
         "", description="Your own Kafka (host:port,...). Empty: the local launcher's broker."
     )
     kafka_port: int = Field(19092, description="Port of the local broker on 127.0.0.1.")
-    kafka_controller_port: int = Field(19093, description="KRaft controller port, local broker.")
+    kafka_controller_port: int | None = Field(
+        None, description="KRaft controller port of the local broker; default: the broker port + 1."
+    )
+    jar_cache: Path | None = Field(
+        None, description="Where `make setup` and `kaizen up` keep the Kafka jars; "
+        "default ~/.cache/kaizen/jars."
+    )
     topic_prefix: str = Field("kaizen", description="Prefix of every topic name.")
     topic_partitions: int = Field(3, ge=1, description="Partitions of the episode-keyed topics.")
     schema_registry_url: str = Field(
@@ -72,6 +78,11 @@ class Settings(BaseSettings):
     def bootstrap(self) -> str:
         """The brokers to talk to: the user's own, or the local launcher's."""
         return self.kafka_bootstrap or f"127.0.0.1:{self.kafka_port}"
+
+    @property
+    def controller_port(self) -> int:
+        """The local broker's KRaft controller port (derived unless set)."""
+        return self.kafka_controller_port or self.kafka_port + 1
 
     @property
     def uses_local_kafka(self) -> bool:

@@ -11,7 +11,9 @@ from kaizen.streams.admin import create_topics as create_catalog_topics
 
 def launcher(settings: Settings) -> KafkaLauncher:
     return KafkaLauncher(
-        home=settings.home, port=settings.kafka_port, controller_port=settings.kafka_controller_port
+        home=settings.home, port=settings.kafka_port, controller_port=settings.controller_port,
+        cache_dir=settings.jar_cache,
+        port_options="KAIZEN_KAFKA_PORT / KAIZEN_KAFKA_CONTROLLER_PORT",
     )
 
 

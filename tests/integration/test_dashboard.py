@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import time
 from collections import defaultdict
 from collections.abc import Callable
 from functools import partial
@@ -22,7 +21,8 @@ from kaizen.streams.recorder import Recorder
 from tests.integration.kafka_helpers import make_topics
 from tests.integration.test_service import _free_port, _get, _post
 from tests.integration.test_snapshots import _state, _teach
-from tests.integration.workers import start_worker, stop_worker, wait_until_stable, worker_env
+from tests.integration.waiting import wait_for, wait_for_pipeline
+from tests.integration.workers import start_worker, stop_worker, worker_env
 
 SCOPE = "acme/support-bot"
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
@@ -111,15 +111,13 @@ def _expected_buttons(state: dict[str, Any]) -> tuple[set[str], set[str]]:
 
 
 def _wait(what: str, predicate: Callable[[], Any], port: int, timeout: float = 120.0) -> Any:
-    """Poll until `predicate()` is truthy; on a timeout say which step stalled, with the log."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := predicate():
-            return value
-        time.sleep(0.5)
-    events = [(e["offset"], e["snapshot_id"][:8], e["action"], e["verdict"], e["reason"])
-              for e in _state(port)["events"]]
-    raise AssertionError(f"timed out waiting for {what}; snapshot log: {events}")
+    """`wait_for`, and on a timeout say which step stalled, with the snapshot log."""
+    try:
+        return wait_for(what, predicate, timeout)
+    except AssertionError as error:
+        events = [(e["offset"], e["snapshot_id"][:8], e["action"], e["verdict"], e["reason"])
+                  for e in _state(port)["events"]]
+        raise AssertionError(f"{error}; snapshot log: {events}") from None
 
 
 def _record_plain_failures(recorder: Recorder, episodes: int) -> None:
@@ -164,8 +162,9 @@ def test_the_dashboard_shows_the_apis_numbers_and_snapshot_buttons(
             return (_get(port, "/analytics/failures?by=signature"), _get(port, "/experiences"),
                     state())
 
-        failures, library, snapshots = wait_until_stable(
-            api, ready=lambda v: all(v) and bool(v[0]["rows"]) and bool(v[1]["experiences"]))
+        wait_for_pipeline(kafka_broker.bootstrap, unique_topic_prefix)
+        failures, library, snapshots = api()
+        assert failures["rows"] and library["experiences"]
         dom = _render(port, tmp_path / "chromium-profile")
         assert api() == (failures, library, snapshots)  # nothing moved while the page rendered
     finally:

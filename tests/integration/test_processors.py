@@ -7,7 +7,6 @@ import io
 import json
 import random
 import signal
-import time
 from pathlib import Path
 from typing import Any
 
@@ -28,13 +27,8 @@ from kaizen.streams.latest import latest_experiences
 from kaizen.streams.replay import Bounds, TopicReader
 from kaizen.streams.topics import Topics
 from tests.integration.kafka_helpers import make_recorder, make_topics
-from tests.integration.workers import (
-    environ,
-    start_worker,
-    stop_worker,
-    wait_until_stable,
-    worker_env,
-)
+from tests.integration.waiting import group_members_with_partitions, wait_for, wait_for_pipeline
+from tests.integration.workers import environ, start_worker, stop_worker, worker_env
 
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
 BASE_LOG = SHARED / "reflexion" / "hotpotqa_react" / "base_100q_5trials.txt"
@@ -82,11 +76,10 @@ def test_real_react_logs_yield_the_quoted_search_lesson(
     env = worker_env(kafka_broker.bootstrap, unique_topic_prefix, tmp_path / "home")
     worker = start_worker(env, tmp_path / "worker.log")
     try:
-        lessons = wait_until_stable(
-            lambda: [x for x in latest_experiences(kafka_broker.bootstrap, topics.experiences)
-                     if _is_quoted_search_lesson(x)],
-            ready=lambda found: bool(found) and found[0].support_episodes >= 10,
-        )
+        wait_for_pipeline(kafka_broker.bootstrap, unique_topic_prefix, sinks=False)
+        lessons = [x for x in latest_experiences(kafka_broker.bootstrap, topics.experiences)
+                   if _is_quoted_search_lesson(x)]
+        assert lessons and lessons[0].support_episodes >= 10
     finally:
         stop_worker(worker)
     lesson = max(lessons, key=lambda x: x.support_episodes)
@@ -167,22 +160,22 @@ def test_a_worker_killed_mid_stream_ends_with_the_same_learning_as_an_uninterrup
         env = worker_env(bootstrap, prefix, tmp_path / run / "home")
         worker = start_worker(env, tmp_path / f"{run}.log")
         if kill:
-            wait_until_stable(lambda t=topics: len(_experience_view(bootstrap, t)), settle=0.0,
-                              ready=lambda n: n > 0)  # some learning has happened
+            wait_for("some learning", lambda t=topics: _experience_view(bootstrap, t))
             if kill == "hand over":  # a second worker takes some partitions, then all of them
                 second = start_worker(worker_env(bootstrap, prefix, tmp_path / run / "home2"),
                                       tmp_path / f"{run}-2.log")
-                time.sleep(8)  # the group rebalances; the newcomer restores its tables
+                wait_for("both workers holding partitions",  # the group has rebalanced
+                         lambda g=f"{prefix}-processors": group_members_with_partitions(
+                             bootstrap, g) == 2)
                 stop_worker(worker, signal.SIGKILL)
                 worker = second
             else:
                 stop_worker(worker, signal.SIGKILL)
                 worker = start_worker(env, tmp_path / f"{run}.log")
         try:
-            view = wait_until_stable(
-                lambda t=topics: (_experience_view(bootstrap, t), _pattern_view(bootstrap, t)),
-                ready=lambda v: bool(v[0]) and bool(v[1]),
-            )
+            wait_for_pipeline(bootstrap, prefix, sinks=False)
+            view = (_experience_view(bootstrap, topics), _pattern_view(bootstrap, topics))
+            assert view[0] and view[1]
         finally:
             stop_worker(worker)
         assert set(_misplaced_changelog_entries(bootstrap, prefix).values()) == {0}

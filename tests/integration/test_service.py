@@ -19,7 +19,8 @@ from kaizen.streams.replay import Bounds, TopicReader
 from kaizen.streams.topics import Topics
 from tests.integration.kafka_helpers import make_recorder, make_topics
 from tests.integration.test_processors import BASE_LOG
-from tests.integration.workers import start_worker, stop_worker, wait_until_stable, worker_env
+from tests.integration.waiting import wait_for, wait_for_pipeline
+from tests.integration.workers import start_worker, stop_worker, worker_env
 
 
 def _free_port() -> int:
@@ -108,7 +109,10 @@ def test_events_flow_to_analytics_and_the_library_and_replays_change_no_count(
                 sorted(x["experience_id"] for x in library["experiences"]))
 
     try:
-        first = wait_until_stable(observed, ready=lambda v: bool(v[0]) and bool(v[1]))
+        wait_for("the API", lambda: _get(port, "/health"))
+        wait_for_pipeline(kafka_broker.bootstrap, unique_topic_prefix)
+        first = observed()
+        assert first[0] and first[1]
         expected = sorted(
             (tool, emitted[tool, True] + emitted[tool, False], emitted[tool, False])
             for tool in {t for t, _ in emitted}
@@ -119,7 +123,8 @@ def test_events_flow_to_analytics_and_the_library_and_replays_change_no_count(
         assert set(first[1]) == on_topic  # one Qdrant point per experience id
 
         assert _duplicate_every_topic(kafka_broker.bootstrap, topics) > 0
-        again = wait_until_stable(observed, ready=lambda v: bool(v[0]))
+        wait_for_pipeline(kafka_broker.bootstrap, unique_topic_prefix)
+        again = observed()
         assert again == first
         assert not (_get(port, "/analytics/failures?by=nonsense") or {}).get("rows")
     finally:
@@ -142,8 +147,8 @@ def test_after_importing_real_logs_recall_puts_the_quoted_search_lesson_first(
     body = {"task": "Which magazine was started first, Arthur's Magazine or First for Women?",
             "agent": "support-bot", "tenant": "acme", "tools": ["Search"], "k": 3}
     try:
-        wait_until_stable(lambda: (_get(port, "/health") or {}).get("experiences", 0),
-                          ready=lambda n: n > 0, settle=10.0)  # every lesson learned
+        wait_for("the API", lambda: _get(port, "/health"))
+        wait_for_pipeline(kafka_broker.bootstrap, unique_topic_prefix)  # every lesson learned
         lessons = _post(port, "/recall", body)["lessons"]
     finally:
         stop_worker(service)

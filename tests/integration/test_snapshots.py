@@ -14,6 +14,7 @@ from kaizen.cli import main as kaizen_main
 from kaizen.streams.recorder import Recorder
 from tests.integration.kafka_helpers import make_topics
 from tests.integration.test_service import _free_port, _get, _post
+from tests.integration.waiting import wait_for
 from tests.integration.workers import environ, start_worker, stop_worker, worker_env
 
 SCOPE = "acme/support-bot"
@@ -75,13 +76,7 @@ def _recalled_tools(port: int) -> set[str]:
 
 
 def _wait_for(predicate: Any, timeout: float = 120.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.5)
-    raise AssertionError("condition not reached")
+    return wait_for("the snapshot state", predicate, timeout)
 
 
 def test_gate_approval_rollback_and_monitor(kafka_broker: Any, unique_topic_prefix: str,

@@ -7,7 +7,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, cast
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -39,7 +39,7 @@ from kaizen.demo.world import (
 from kaizen.readmodel.lesson import Recalled
 from kaizen.schemas import model
 from kaizen.schemas.model import ArgumentChange, ToolCallPatch
-from kaizen.streams.episode import Episode
+from kaizen.testing import MemoryRecorder
 
 # --- a recording double of the Episode API --------------------------------------------------
 
@@ -329,29 +329,8 @@ def test_some_static_episodes_self_recover_after_each_drift() -> None:
 # --- against the real Episode class ---------------------------------------------------------
 
 
-class EventSink:
-    """What `Episode` needs of a Recorder: identity, a clock and `emit`."""
-
-    tenant, agent, agent_version, snapshot_id = "demo", "static", "", None
-
-    def __init__(self) -> None:
-        self.events: list[model.EpisodeEvent] = []
-
-    def now_ms(self) -> int:
-        return 1_700_000_000_000 + len(self.events)
-
-    def emit(self, event: model.EpisodeEvent) -> None:
-        self.events.append(event)
-
-    def episode(
-        self, task: str, *, user: str | None = None, task_type: str = "", episode_id: str | None
-    ) -> Episode:
-        return Episode(cast(Any, self), task, user=user, task_type=task_type,
-                       episode_id=episode_id)
-
-
 def test_real_episode_events_pair_calls_with_results() -> None:
-    world, sink = World(), EventSink()
+    world, sink = World(), MemoryRecorder(agent="static", tenant="demo")
     at = world.drift(PAYMENTS_REQUIRED_CURRENCY).index
     recall_ids = ["L-orders", "L-pay"]
     fleet = Fleet("learning", world, sink, lambda t, u, tools: [RENAME, CURRENCY], seed=0)
