@@ -48,12 +48,6 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     return serve(settings, processors=not args.no_processors)
 
 
-def _import(args: argparse.Namespace, settings: Settings) -> int:
-    from kaizen.importers import run
-
-    return run.run(args, settings)
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="kaizen", description="On-the-job learning for AI agent fleets."
@@ -82,21 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--out", help="write JSON lines to this file instead of stdout")
     replay.set_defaults(handler=_replay)
 
-    imports = sub.add_parser("import", help="backfill existing agent logs as episode events")
-    imports.add_argument("files", nargs="+", metavar="FILE")
-    imports.add_argument(
-        "--format", choices=["auto", "react", "openai"], default="auto",
-        help="auto: .txt is a ReAct log, .json/.jsonl are OpenAI chat trajectories",
-    )
-    imports.add_argument(
-        "--agent", help="agent name (default: react-hotpotqa for ReAct logs, imported otherwise)"
-    )
-    imports.add_argument("--tenant", default="default")
-    imports.add_argument(
-        "--base-time", help="ISO time of each file's first event, UTC if no zone "
-        "(default 2024-01-01T00:00:00Z: a re-import gives the same times)",
-    )
-    imports.set_defaults(handler=_import)
+    from kaizen.import_cli import add_parser as add_import
+
+    add_import(sub)
 
     process = sub.add_parser("process", help="run the stream processors (a faust worker)")
     process.add_argument("--faust-log-level", default="warn",
