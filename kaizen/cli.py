@@ -80,6 +80,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_import(sub)
 
+    from kaizen.backtest_cli import add_parser as add_backtest
+
+    add_backtest(sub)
+
     process = sub.add_parser("process", help="run the stream processors (a faust worker)")
     process.add_argument("--faust-log-level", default="warn",
                          choices=["crit", "error", "warn", "info", "debug"])

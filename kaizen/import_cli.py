@@ -12,13 +12,12 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Mapping
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kaizen.importers.formats import DEFAULT_AGENTS, FORMATS, PARSERS, detect_format
-from kaizen.importers.model import ImportedEpisode, ReadError
+from kaizen.importers.formats import DEFAULT_AGENTS, FORMATS
+from kaizen.importers.model import ImportedEpisode
 from kaizen.importers.run import DEFAULT_BASE_TIME, ImportSummary, import_episodes, parse_base_time
-from kaizen.importers.timeline import Placed, ordered
+from kaizen.importers.timeline import load_files, plan_files
 from kaizen.settings import Settings
 
 if TYPE_CHECKING:
@@ -47,27 +46,6 @@ def add_parser(sub: Any) -> None:
     imports.set_defaults(handler=run)
 
 
-def plan_files(names: list[str], requested: str) -> list[tuple[Path, str]]:
-    """(path, format) per file; ValueError naming the file that is missing or unreadable."""
-    missing = [name for name in names if not Path(name).is_file()]
-    if missing:
-        raise ValueError(f"no such file: {', '.join(missing)}")
-    return [(Path(name), detect_format(Path(name), requested)) for name in names]
-
-
-def load(plan: list[tuple[Path, str]], base_ms: int) -> tuple[list[Placed], list[ReadError],
-                                                                dict[str, int]]:
-    """Every episode of the files on one time line, the files' read errors, and the count of
-    skipped entries per reason."""
-    placed, skipped = ordered([PARSERS[fmt](path) for path, fmt in plan], base_ms)
-    errors = [item for _, item in skipped if isinstance(item, ReadError)]
-    reasons: dict[str, int] = {}
-    for _, item in skipped:
-        if not isinstance(item, ReadError):
-            reasons[item.reason] = reasons.get(item.reason, 0) + 1
-    return placed, errors, reasons
-
-
 def agent_of(item: ImportedEpisode, fmt: str, override: str | None) -> str:
     return override or item.agent or DEFAULT_AGENTS[fmt]
 
@@ -80,7 +58,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     except ValueError as error:
         print(f"kaizen import: {error}", file=sys.stderr)
         return 2
-    placed, errors, reasons = load(plan, base_ms)
+    placed, errors, reasons = load_files(plan, base_ms)
     for problem in errors:
         print(f"kaizen import: {problem.source}: {problem.reason}", file=sys.stderr)
     by_agent: dict[str, list[ImportedEpisode]] = {}

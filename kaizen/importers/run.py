@@ -19,8 +19,8 @@ from tqdm import tqdm
 
 from kaizen.importers.model import EVENT_SPACING_MS, ImportedEpisode, Skipped
 
-__all__ = ["EVENT_SPACING_MS", "EpisodeRecorder", "ImportSummary", "import_episodes",
-           "parse_base_time"]
+__all__ = ["EVENT_SPACING_MS", "EpisodeRecorder", "ImportSummary", "emit_episode", "event_times",
+           "import_episodes", "parse_base_time"]
 DEFAULT_BASE_TIME = "2024-01-01T00:00:00+00:00"
 
 
@@ -134,7 +134,7 @@ def import_episodes(
         if isinstance(item, Skipped):
             summary.skipped[item.reason] += 1
             continue
-        times = _times(item, clock)
+        times = event_times(item, clock)
         emit_episode(item, recorder, times)
         summary.episodes += 1
         summary.events += len(times)
@@ -161,10 +161,12 @@ class _Clock:
         return self.base + (self.ticks - 1) * EVENT_SPACING_MS
 
 
-def _times(item: ImportedEpisode, clock: _Clock) -> list[int]:
+def event_times(item: ImportedEpisode, clock: _Clock | None = None) -> list[int]:
     """Start, call and result per step, end: the episode's own times once it is placed on a
-    time line, else the next synthetic ticks."""
+    time line (`timeline.place`), else the next ticks of `clock`."""
     if item.started_ms is None or item.ended_ms is None:
+        if clock is None:
+            raise ValueError(f"{item.source}: episode has no times and no clock was given")
         return [clock.next() for _ in range(2 * len(item.steps) + 2)]
     times = [item.started_ms]
     for step in item.steps:

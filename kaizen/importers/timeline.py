@@ -14,8 +14,10 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
-from kaizen.importers.model import EVENT_SPACING_MS, ImportedEpisode, Skipped
+from kaizen.importers.formats import PARSERS, detect_format
+from kaizen.importers.model import EVENT_SPACING_MS, ImportedEpisode, ReadError, Skipped
 
 
 @dataclass(frozen=True)
@@ -71,3 +73,24 @@ class _Clock:
         step = EVENT_SPACING_MS if self.synthetic else 1
         self.last = max(self.last, given) if given is not None else self.last + step
         return self.last
+
+
+def plan_files(names: Sequence[str], requested: str) -> list[tuple[Path, str]]:
+    """(path, format) per file; ValueError naming the files that are missing or unreadable."""
+    missing = [name for name in names if not Path(name).is_file()]
+    if missing:
+        raise ValueError(f"no such file: {', '.join(missing)}")
+    return [(Path(name), detect_format(Path(name), requested)) for name in names]
+
+
+def load_files(plan: Sequence[tuple[Path, str]], base_ms: int
+               ) -> tuple[list[Placed], list[ReadError], dict[str, int]]:
+    """Every episode of the files on one time line, the files' read errors, and the count of
+    the other skipped entries per reason."""
+    placed, skipped = ordered([PARSERS[fmt](path) for path, fmt in plan], base_ms)
+    errors = [item for _, item in skipped if isinstance(item, ReadError)]
+    reasons: dict[str, int] = {}
+    for _, item in skipped:
+        if not isinstance(item, ReadError):
+            reasons[item.reason] = reasons.get(item.reason, 0) + 1
+    return placed, errors, reasons
