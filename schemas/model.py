@@ -20,6 +20,7 @@ class EpisodeStarted:
     task: str
     task_type: str = ""
     agent_version: str = ""
+    task_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +117,7 @@ class Signal:
     snapshot_id: str | None = None
     task: str = ""
     task_type: str = ""
+    task_id: str = ""
     tool: str | None = None
     signature: str | None = None
     error: str | None = None

@@ -46,12 +46,16 @@ class Episode:
         task_type: str = "",
         episode_id: str | None = None,
         occurred_at: int | None = None,
+        task_id: str = "",
+        agent_version: str | None = None,
     ) -> None:
         self.recorder = recorder
         self.episode_id = episode_id or str(uuid.uuid4())
         self.task = task
         self.user = user
         self.task_type = task_type
+        self.task_id = task_id
+        self.agent_version = recorder.agent_version if agent_version is None else agent_version
         self.ended = False
         self._seq = 0
         self._open_calls: dict[str, list[str]] = {}
@@ -73,7 +77,7 @@ class Episode:
     def start(self) -> None:
         """Record the task; called by `with`, or by hand for long-lived episodes."""
         self._emit(
-            model.EpisodeStarted(self.task, self.task_type, self.recorder.agent_version),
+            model.EpisodeStarted(self.task, self.task_type, self.agent_version, self.task_id),
             self._start_at,
         )
 

@@ -94,8 +94,12 @@ class Recorder:
         task_type: str = "",
         episode_id: str | None = None,
         occurred_at: int | None = None,
+        task_id: str = "",
+        agent_version: str | None = None,
     ) -> Episode:
-        """A handle for one task attempt; use it as a context manager."""
+        """A handle for one task attempt; use it as a context manager. `task_id` names the task
+        across attempts (learning counts distinct tasks); `agent_version` overrides the
+        Recorder's for this episode (an import of runs by several models)."""
         return Episode(
             self,
             task,
@@ -103,6 +107,8 @@ class Recorder:
             task_type=task_type,
             episode_id=episode_id,
             occurred_at=occurred_at,
+            task_id=task_id,
+            agent_version=agent_version,
         )
 
     def _on_snapshot(self, offset: int, event: model.SnapshotEvent) -> None:

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 
 from kaizen.cli import (
     analytics,
+    backtest,
     demo,
     experiences,
     imports,
@@ -29,8 +30,8 @@ from kaizen.settings import Settings, SettingsError, load_settings
 
 Handler = Callable[[argparse.Namespace, Settings], int]
 
-COMMANDS = (stack, replay, imports, process, experiences, serve, analytics, snapshots, rebuild,
-            demo)
+COMMANDS = (stack, replay, imports, backtest, process, experiences, serve, analytics, snapshots,
+            rebuild, demo)
 """The command modules, in the order `kaizen --help` lists them."""
 
 

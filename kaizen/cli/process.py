@@ -8,21 +8,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from kaizen.processors.config import ProcessorConfig
+from kaizen.service.workers import processor_config
 from kaizen.settings import Settings
 from kaizen.streams.admin import create_topics
-
-
-def processor_config(settings: Settings, app_id: str | None = None) -> ProcessorConfig:
-    return ProcessorConfig(
-        bootstrap=settings.bootstrap,
-        prefix=settings.topic_prefix,
-        partitions=settings.topic_partitions,
-        app_id=app_id or f"{settings.topic_prefix}-processors",
-        data_dir=settings.home / "processors",
-        min_support=settings.min_support,
-        idle_ms=int(settings.episode_idle_seconds * 1000),
-    )
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:

@@ -64,6 +64,7 @@ class ReportData:
     summary_lines: list[str]
     title: str = "Kaizen fleet report"
     window: int = ROLLING_WINDOW
+    extra_sections: tuple[str, ...] = ()  # more rendered sections, e.g. a backtest's
 
 
 def rolling_success_rate(outcomes: Sequence[tuple[int, bool]], window: int = ROLLING_WINDOW
@@ -110,16 +111,21 @@ def render_report(data: ReportData) -> str:
                         "learning": [float(r[2]) for r in data.repeats]},
                        "Repeats of each novel failure, per fleet")
     body = "\n".join([
-        f"<h1>{escape(data.title)}</h1>",
         _section("summary", "Summary", _summary(data)),
         _section("success", "Success rate over time", success + _drift_list(data.drifts)),
         _section("signatures", "Failures by signature", signatures),
         _section("repeats", "Repeated failures", repeats + _repeats_table(data.repeats)),
         _section("timeline", "Snapshot timeline", _timeline(data.snapshot_events)),
+        *data.extra_sections,
     ])
+    return html_page(data.title, body)
+
+
+def html_page(title: str, body: str) -> str:
+    """A whole report page around `body` (sections), with the report's style."""
     return (f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
-            f"<title>{escape(data.title)}</title>\n<style>{_CSS}</style>\n</head>\n"
-            f"<body>\n{body}\n</body>\n</html>\n")
+            f"<title>{escape(title)}</title>\n<style>{_CSS}</style>\n</head>\n"
+            f"<body>\n<h1>{escape(title)}</h1>\n{body}\n</body>\n</html>\n")
 
 
 def line_plot(ident: str, series: dict[str, list[tuple[float, float]]],
@@ -216,6 +222,16 @@ def _legend(names: list[str]) -> str:
 
 def _colour(name: str, k: int) -> str:
     return PALETTE.get(name, EXTRA_COLOURS[k % len(EXTRA_COLOURS)])
+
+
+def section(ident: str, heading: str, content: str) -> str:
+    """`<section id=ident>` with a heading: the unit other report parts are built from."""
+    return _section(ident, heading, content)
+
+
+def table(ident: str, header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """An escaped HTML table (None shows as a dash, floats with three decimals)."""
+    return _table(ident, header, rows)
 
 
 def _section(ident: str, heading: str, content: str) -> str:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 OUTCOMES = ("success", "failure", "abandoned")
 OUTPUT_LIMIT = 500  # tool outputs are context, not evidence: keep events small
 ERROR_LIMIT = 2000  # error text is evidence (signatures are built from it): keep more of it
+EVENT_SPACING_MS = 1000  # synthetic time between two events of a log that has no times
 
 # Fixed namespace so episode ids derived from the same source are the same on every import.
 _NAMESPACE = uuid.UUID("5b0c8f8e-3c1d-4e0a-9a57-6b1f4c2d7e10")
@@ -28,6 +29,8 @@ class ImportedStep:
     error: str | None
     output: str | None
     thought: str | None
+    called_ms: int | None = None  # when the log says the call / its result happened, if it does
+    answered_ms: int | None = None
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,12 @@ class ImportedEpisode:
     reward: float | None
     reflections: list[str]
     source: str
+    task_id: str = ""  # the task across attempts (a benchmark task id), empty if unknown
+    agent_version: str = ""  # the model or prompt version that ran it, empty if unknown
+    started_ms: int | None = None  # event times from the log; None: synthetic times are used
+    ended_ms: int | None = None
+    tools: tuple[str, ...] = ()  # the tools the agent had, when the log lists them
+    agent: str = ""  # the agent name the log suggests (e.g. tau2-retail); empty: the default
 
     def __post_init__(self) -> None:
         if self.outcome not in OUTCOMES:
@@ -55,6 +64,12 @@ class Skipped:
 
     source: str
     reason: str
+
+
+@dataclass(frozen=True)
+class ReadError(Skipped):
+    """The rest of a file could not be read (truncated, malformed): `source` names the file and
+    `reason` the position. Episodes yielded before it are complete and stay imported."""
 
 
 def episode_id_for(*parts: str) -> str:

@@ -1,6 +1,6 @@
 """Parse OpenAI chat-completions trajectories (message lists) into imported episodes.
 
-Accepted files:
+Accepted files (gzip-compressed or not):
 - `.jsonl`: one trajectory per line;
 - `.json`: a list of trajectories, or a single trajectory.
 
@@ -29,12 +29,14 @@ from pathlib import Path
 from typing import Any
 
 from kaizen.errors import KaizenError
+from kaizen.importers.jsonstream import read_text
 from kaizen.importers.model import (
     ERROR_LIMIT,
     OUTCOMES,
     OUTPUT_LIMIT,
     ImportedEpisode,
     ImportedStep,
+    ReadError,
     Skipped,
     episode_id_for,
     truncate,
@@ -69,11 +71,13 @@ def parse_openai_chat(path: str | Path) -> Iterator[ImportedEpisode | Skipped]:
 def _items(path: Path) -> Iterator[tuple[str, Any]]:
     """(source, decoded trajectory) pairs; undecodable input comes back as a `Skipped`."""
     try:
-        text = path.read_text(encoding="utf-8", errors="replace")
+        text, problem = read_text(path)  # gzip is read directly
     except OSError as error:
         yield path.name, Skipped(path.name, f"cannot read file: {error.strerror}")
         return
-    if path.suffix == ".jsonl":
+    if problem:
+        yield path.name, ReadError(path.name, problem)
+    if path.name.lower().removesuffix(".gz").endswith(".jsonl"):
         yield from _jsonl_items(path.name, text)
         return
     try:

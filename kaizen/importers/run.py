@@ -1,41 +1,27 @@
-"""Emit imported episodes through a Recorder, and the `kaizen import` command around it.
+"""Emit imported episodes through a Recorder (`kaizen import` is `kaizen.cli.imports`).
 
-Event times are synthetic and deterministic: the n-th event of an import happens at
-`base_time_ms + n * EVENT_SPACING_MS`, so importing the same file again with the same base time
-gives the same times (and the same episode ids, which the parsers derive from the source).
-Nothing here reads the wall clock.
+Event times: an episode placed on a time line (`kaizen.importers.timeline`) carries its own;
+otherwise they are synthetic and deterministic, the n-th event of an import at
+`base_time_ms + n * EVENT_SPACING_MS`. Importing the same input again gives the same times (and
+the same episode ids, which the parsers derive from the source). Nothing here reads the wall clock.
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from tqdm import tqdm
 
-from kaizen.importers.model import ImportedEpisode, Skipped
-from kaizen.importers.openai_chat import parse_openai_chat
-from kaizen.importers.react_log import parse_react_log
+from kaizen.importers.model import EVENT_SPACING_MS, ImportedEpisode, Skipped
 
-if TYPE_CHECKING:
-    from kaizen.client.recorder import Recorder
-    from kaizen.settings import Settings
-
-EVENT_SPACING_MS = 1000
+__all__ = ["EVENT_SPACING_MS", "EpisodeRecorder", "ImportSummary", "emit_episode", "event_times",
+           "import_episodes", "parse_base_time"]
 DEFAULT_BASE_TIME = "2024-01-01T00:00:00+00:00"
-DEFAULT_AGENTS = {"react": "react-hotpotqa", "openai": "imported"}
-PARSERS: dict[str, Callable[[Path], Iterator[ImportedEpisode | Skipped]]] = {
-    "react": parse_react_log,
-    "openai": parse_openai_chat,
-}
-_SUFFIXES = {".txt": "react", ".json": "openai", ".jsonl": "openai"}
-_FLUSH_SECONDS = 60.0
 
 
 class EpisodeHandle(Protocol):
@@ -85,6 +71,8 @@ class EpisodeRecorder(Protocol):
         task_type: str = "",
         episode_id: str | None = None,
         occurred_at: int | None = None,
+        task_id: str = "",
+        agent_version: str | None = None,
     ) -> EpisodeHandle: ...
 
 
@@ -146,15 +134,18 @@ def import_episodes(
         if isinstance(item, Skipped):
             summary.skipped[item.reason] += 1
             continue
-        _emit(item, recorder, clock)
+        times = event_times(item, clock)
+        emit_episode(item, recorder, times)
         summary.episodes += 1
+        summary.events += len(times)
         summary.outcomes[item.outcome] += 1
         summary.tool_calls += len(item.steps)
         summary.tool_errors += sum(not step.ok for step in item.steps)
+        first = times[0] if summary.first_event_ms is None else min(summary.first_event_ms,
+                                                                     times[0])
+        summary.first_event_ms = first
+        summary.last_event_ms = max(summary.last_event_ms or times[-1], times[-1])
     bar.close()
-    summary.events = clock.ticks
-    if clock.ticks:
-        summary.first_event_ms, summary.last_event_ms = base_time_ms, clock.last
     return summary
 
 
@@ -165,52 +156,52 @@ class _Clock:
         self.base = base
         self.ticks = 0
 
-    @property
-    def last(self) -> int:
-        return self.base + (self.ticks - 1) * EVENT_SPACING_MS
-
     def next(self) -> int:
         self.ticks += 1
-        return self.last
+        return self.base + (self.ticks - 1) * EVENT_SPACING_MS
 
 
-def _emit(item: ImportedEpisode, recorder: EpisodeRecorder, clock: _Clock) -> None:
+def event_times(item: ImportedEpisode, clock: _Clock | None = None) -> list[int]:
+    """Start, call and result per step, end: the episode's own times once it is placed on a
+    time line (`timeline.place`), else the next ticks of `clock`."""
+    if item.started_ms is None or item.ended_ms is None:
+        if clock is None:
+            raise ValueError(f"{item.source}: episode has no times and no clock was given")
+        return [clock.next() for _ in range(2 * len(item.steps) + 2)]
+    times = [item.started_ms]
+    for step in item.steps:
+        times += [step.called_ms or times[-1], step.answered_ms or step.called_ms or times[-1]]
+    return [*times, item.ended_ms]
+
+
+def emit_episode(item: ImportedEpisode, recorder: EpisodeRecorder, times: list[int]) -> None:
+    """One episode's events through `recorder`, at `times` (see `_times`)."""
+    moments = iter(times)
     episode = recorder.episode(
         item.task,
         user=item.user,
         task_type=item.task_type,
         episode_id=item.episode_id,
-        occurred_at=clock.next(),
+        occurred_at=next(moments),
+        task_id=item.task_id,
+        agent_version=item.agent_version or None,
     )
     episode.start()
     for step in item.steps:
-        call_id = episode.tool_call(step.tool, step.arguments, occurred_at=clock.next())
+        call_id = episode.tool_call(step.tool, step.arguments, occurred_at=next(moments))
         episode.tool_result(
             step.tool,
             ok=step.ok,
             error=step.error,
             output=step.output,
             call_id=call_id,
-            occurred_at=clock.next(),
+            occurred_at=next(moments),
         )
-    episode.end(outcome=item.outcome, reward=item.reward, occurred_at=clock.next())
+    episode.end(outcome=item.outcome, reward=item.reward, occurred_at=next(moments))
 
 
 def _iso(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat().replace("+00:00", "Z")
-
-
-# --- the `kaizen import` command ----------------------------------------------------------------
-
-
-def detect_format(path: Path, requested: str) -> str:
-    """`auto` picks by suffix: .txt is a ReAct log, .json/.jsonl are OpenAI chat trajectories."""
-    if requested != "auto":
-        return requested
-    try:
-        return _SUFFIXES[path.suffix.lower()]
-    except KeyError:
-        raise ValueError(f"{path}: cannot tell the format from the suffix; pass --format") from None
 
 
 def parse_base_time(text: str) -> int:
@@ -219,60 +210,3 @@ def parse_base_time(text: str) -> int:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return int(moment.timestamp() * 1000)
-
-
-def run(args: argparse.Namespace, settings: Settings) -> int:
-    """Handler of `kaizen import FILE...`: parse, emit, flush, and print the summary."""
-    try:
-        plan = [(Path(name), detect_format(Path(name), args.format)) for name in args.files]
-        base_ms = parse_base_time(args.base_time or DEFAULT_BASE_TIME)
-    except ValueError as error:
-        print(f"kaizen import: {error}", file=sys.stderr)
-        return 2
-    missing = [str(path) for path, _ in plan if not path.is_file()]
-    if missing:
-        print(f"kaizen import: no such file: {', '.join(missing)}", file=sys.stderr)
-        return 2
-    return _import_files(plan, args, settings, base_ms)
-
-
-def _import_files(
-    plan: list[tuple[Path, str]], args: argparse.Namespace, settings: Settings, base_ms: int
-) -> int:
-    """One Recorder per agent name; every file starts at the same base time so that each file
-    re-imports to the same event times whatever else is on the command line."""
-    from kaizen.client.recorder import Recorder
-
-    recorders: dict[str, Recorder] = {}
-    total = ImportSummary()
-    try:
-        for path, fmt in plan:
-            agent = args.agent or DEFAULT_AGENTS[fmt]
-            if agent not in recorders:
-                recorders[agent] = Recorder(agent, args.tenant, settings=settings)
-            summary = import_episodes(
-                PARSERS[fmt](path), recorders[agent], base_time_ms=base_ms, progress=True,
-                label=path.name,
-            )
-            total = total.merge(summary)
-    finally:
-        undelivered = _close(recorders)
-    print(total.render())
-    return 1 if undelivered else 0
-
-
-def _close(recorders: Mapping[str, Recorder]) -> int:
-    """Flush and close every Recorder; returns how many events were not delivered."""
-    undelivered = 0
-    for agent, recorder in recorders.items():
-        recorder.flush(_FLUSH_SECONDS)
-        recorder.close()
-        stats = recorder.stats
-        print(f"{agent}: delivered {stats.delivered:,} of {stats.emitted:,} events", end="")
-        if stats.spooled or stats.failed or stats.dropped:
-            print(f"; spooled {stats.spooled:,} (sent by the next Recorder of this agent once "
-                  f"the broker answers), failed {stats.failed:,}, dropped {stats.dropped:,}",
-                  end="")
-        print()
-        undelivered += stats.spooled + stats.failed + stats.dropped
-    return undelivered

@@ -12,6 +12,12 @@ keeps the words, so two different failures stay different:
     'Search: Could not find [<str>]. Similar: <list>'
 
 Placeholders: <uuid> <hex> <id> <email> <url> <path> <date> <num> <str> <list>, plus <quoted>.
+`<id>` is also any code naming one instance: a letter or `#` first and at least two digits
+(`FL0452`, `A12345`, `#W2378156`, `gift_card_123`); a word with one digit (`S3`, `OAuth2`) stays.
+
+Bounded work: only the first MAX_INPUT_CHARS characters of an error are read, before any regex,
+and every pass is linear in that text (the quote/bracket scan finds every match in one pass; no
+pattern rescans a token from each of its characters), so a 32 KB hex dump costs what 1 KB does.
 
 Echoed values in square brackets (the ReAct environment echoes the query: `Could not find [X]`):
   * a bracket whose whole content is one quoted string becomes `[<quoted>]`, any other single
@@ -32,18 +38,23 @@ Pure: no I/O, no clock; only `re`.
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections.abc import Callable
 
 MAX_LENGTH = 200
+#: Raw error text kept before any regex (the rest cannot change the signature).
+MAX_INPUT_CHARS = 1024
+#: Nesting levels of attached brackets (`f[g[h[...]]]`) normalized; deeper ones are <str>.
+MAX_DEPTH = 4
 
 _PLACEHOLDER = r"<[a-z_]+>"
 _MONTH = r"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)[a-z]*\.?"
 _WEEKDAY = r"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)[a-z]*,?\s+"
 _TIME = r"\d{1,2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?(?:\s?[AaPp]\.?[Mm]\.?)?"
 
-_URL = re.compile(r"(?<![\w>])[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"`<>\[\]()]+")
-_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+_URL = re.compile(r"(?<![\w>+.-])[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"`<>\[\]()]+")
+_EMAIL = re.compile(r"(?<![\w.+-])[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 _PATHS = (
     re.compile(r"(?<![\w.<>/:])(?:~|\.{1,2})?(?:/[\w.@+%-]+){2,}/?"),  # /var/log/x, ~/a/b
     re.compile(r"(?<![\w.<>/:])(?:~|\.{1,2})/[\w.@+%-]+"),  # ./x, ~/x
@@ -70,6 +81,9 @@ _HEX = re.compile(
     r"[0-9a-fA-F]{8,})(?![0-9A-Za-z<])"
 )
 _ID = re.compile(r"(?<![\w>-])(?=(?:[\w-]*\d){2})(?=(?:[\w-]*[A-Za-z]){2})[\w-]{16,}(?![\w-])")
+#: A code naming one instance: a letter (or `#`) first, at least two digits (`FL0452`, `#W2378156`,
+#: `gift_card_123`). One digit is a name, not an instance (`S3`, `OAuth2`, `utf8`).
+_CODE = re.compile(r"(?<![\w<>#-])#?(?=[A-Za-z])(?=(?:[A-Za-z_-]*\d){2})[\w-]+")
 _SCIENTIFIC = re.compile(r"(?<![\w.>])\d+(?:\.\d+)?[eE][-+]?\d+(?![\w.])")  # before <hex> eats it
 _NUMBER = re.compile(r"(?<![A-Za-z<])\d+(?:[.,]\d+)*")
 _STATUS_BEFORE = re.compile(
@@ -90,11 +104,14 @@ def error_signature(tool: str, error: str) -> str:
 def normalize_error(text: str) -> str:
     """Replace what varies between occurrences of one failure by placeholders (module doc).
 
-    The rewrite is repeated until nothing changes. Every rewrite that changes the text consumes
-    characters outside placeholders (placeholders are never rewritten), so this ends -- usually
-    after the confirming second pass -- and makes `normalize_error` idempotent by construction,
-    even when a placeholder creates a word boundary that the raw text did not have.
+    Only the first MAX_INPUT_CHARS characters are read (before any regex), so the work per
+    record is bounded whatever its size. The rewrite is repeated until nothing changes. Every
+    rewrite that changes the text consumes characters outside placeholders (placeholders are
+    never rewritten), so this ends -- usually after the confirming second pass -- and makes
+    `normalize_error` idempotent by construction, even when a placeholder creates a word
+    boundary that the raw text did not have.
     """
+    text = text[:MAX_INPUT_CHARS]
     while True:
         rewritten = _normalize_once(text)
         if rewritten == text:
@@ -158,67 +175,81 @@ _REGEX_PASSES: tuple[Callable[[str], str], ...] = (
     _sub(_SCIENTIFIC, "<num>"),
     _sub(_HEX, "<hex>"),
     _sub(_ID, "<id>"),
+    _sub(_CODE, "<id>"),
     _numbers,
 )
 
 
 # --- quoted values and brackets -------------------------------------------------------------
+#
+# Linear by construction: where each quote closes and which `]` matches each `[` are computed
+# in one pass per text (`_Marks`), never by rescanning from every opening character (that was
+# quadratic: 1,000 unclosed `[` took 0.8 s). Nesting is followed MAX_DEPTH levels deep.
 
 
 def _is_word(text: str, index: int) -> bool:
     return 0 <= index < len(text) and (text[index].isalnum() or text[index] == "_")
 
 
-def _quote_end(text: str, start: int) -> int:
-    """Index just past the quoted string opening at `start`, or -1 if none opens there.
+class _Marks:
+    """Quote ends and bracket matches of one text, each found once (see the section note).
 
-    An apostrophe inside a word (`don't`) neither opens nor closes a quote."""
-    close = _QUOTES.get(text[start])
-    if close is None or _is_word(text, start - 1):
-        return -1
-    i = start + 1
-    while i < len(text):
-        if text[i] == "\\":
-            i += 2
-            continue
-        if text[i] == close and not _is_word(text, i + 1):
-            return i + 1
-        i += 1
-    return -1
+    A quote opening at `start` (not inside a word: `don't`) closes at the first closing
+    character after it that is not followed by a word character and not escaped (an odd run of
+    backslashes right before it).
+    """
 
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self._closers: dict[str, list[int]] = {}
+        self.brackets = self._match_brackets()
 
-def _bracket_end(text: str, start: int) -> int:
-    """Index just past the `]` matching the `[` at `start` (quotes respected), or -1."""
-    depth, i = 0, start
-    while i < len(text):
-        end = _quote_end(text, i) if text[i] in _QUOTES else -1
-        if end != -1:
-            i = end
-            continue
-        if text[i] == "[":
-            depth += 1
-        elif text[i] == "]":
-            depth -= 1
-            if depth == 0:
-                return i + 1
-        i += 1
-    return -1
+    def quote_end(self, start: int) -> int:
+        """Index just past the quoted string opening at `start`, or -1 if none opens there."""
+        close = _QUOTES.get(self.text[start])
+        if close is None or _is_word(self.text, start - 1):
+            return -1
+        closers = self._closers.get(close)
+        if closers is None:
+            closers = self._closers[close] = self._valid_closers(close)
+        at = bisect.bisect_right(closers, start)
+        return closers[at] + 1 if at < len(closers) else -1
+
+    def _valid_closers(self, close: str) -> list[int]:
+        text, found, backslashes = self.text, [], 0
+        for i, char in enumerate(text):
+            if char == close and backslashes % 2 == 0 and not _is_word(text, i + 1):
+                found.append(i)
+            backslashes = backslashes + 1 if char == "\\" else 0
+        return found
+
+    def _match_brackets(self) -> dict[int, int]:
+        """`[` index -> index just past its `]`, quotes respected; unmatched ones are absent."""
+        text, matches, stack, i = self.text, {}, [], 0
+        while i < len(text):
+            end = self.quote_end(i) if text[i] in _QUOTES else -1
+            if end != -1:
+                i = end
+                continue
+            if text[i] == "[":
+                stack.append(i)
+            elif text[i] == "]" and stack:
+                matches[stack.pop()] = i + 1
+            i += 1
+        return matches
 
 
 def _top_level_items(content: str) -> list[str]:
     """Split at commas outside quotes and nested brackets."""
+    marks = _Marks(content)
     items: list[str] = []
-    depth, i, begin = 0, 0, 0
+    i, begin = 0, 0
     while i < len(content):
-        end = _quote_end(content, i) if content[i] in _QUOTES else -1
+        end = marks.quote_end(i) if content[i] in _QUOTES else marks.brackets.get(i, -1)
         if end != -1:
             i = end
             continue
-        if content[i] == "[":
-            depth += 1
-        elif content[i] == "]":
-            depth -= 1
-        elif content[i] == "," and depth == 0:
+        if content[i] == ",":
             items.append(content[begin:i])
             begin = i + 1
         i += 1
@@ -227,7 +258,7 @@ def _top_level_items(content: str) -> list[str]:
 
 def _is_one_quoted(item: str) -> bool:
     item = item.strip()
-    return bool(item) and item[0] in _QUOTES and _quote_end(item, 0) == len(item)
+    return bool(item) and item[0] in _QUOTES and _Marks(item).quote_end(0) == len(item)
 
 
 def _is_listing(content: str) -> bool:
@@ -246,14 +277,14 @@ def _after_label(text: str, start: int) -> bool:
     return before.endswith((":", "="))
 
 
-def _bracket(text: str, start: int, end: int) -> str:
+def _bracket(text: str, start: int, end: int, depth: int) -> str:
     """Placeholder (or normalized code) for the bracket text[start:end]."""
     content = text[start + 1 : end - 1]
     attached = start > 0 and (_is_word(text, start - 1) or text[start - 1] in ")]")
     if content and _ONLY_PLACEHOLDERS.fullmatch(content):
         return text[start:end]
     if attached or _TAG.fullmatch(content):
-        return "[" + _scan(content) + "]"
+        return "[" + (_scan(content, depth + 1) if depth < MAX_DEPTH else "<str>") + "]"
     if not content.strip() or _after_label(text, start) or _is_listing(content):
         return "<list>"
     if _is_one_quoted(content):
@@ -261,17 +292,18 @@ def _bracket(text: str, start: int, end: int) -> str:
     return "[<str>]"
 
 
-def _scan(text: str) -> str:
+def _scan(text: str, depth: int = 0) -> str:
     """Replace quoted strings by <str> and classify square brackets (see the module doc)."""
+    marks = _Marks(text)
     out: list[str] = []
     i = 0
     while i < len(text):
         char = text[i]
-        if char in _QUOTES and (end := _quote_end(text, i)) != -1:
+        if char in _QUOTES and (end := marks.quote_end(i)) != -1:
             out.append("<str>")
             i = end
-        elif char == "[" and (end := _bracket_end(text, i)) != -1:
-            out.append(_bracket(text, i, end))
+        elif char == "[" and (end := marks.brackets.get(i, -1)) != -1:
+            out.append(_bracket(text, i, end, depth))
             i = end
         elif char == "[" and _after_label(text, i):
             out.append("<list>")  # a listing the log cut off before its `]`

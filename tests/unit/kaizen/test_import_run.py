@@ -14,10 +14,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from kaizen import cli
+from kaizen.importers.formats import detect_format
 from kaizen.importers.model import ImportedEpisode, ImportedStep, Skipped
 from kaizen.importers.run import (
     EVENT_SPACING_MS,
-    detect_format,
     import_episodes,
     parse_base_time,
 )
@@ -103,9 +103,13 @@ class RecordingRecorder:
         task_type: str = "",
         episode_id: str | None = None,
         occurred_at: int | None = None,
+        task_id: str = "",
+        agent_version: str | None = None,
     ) -> RecordingEpisode:
         assert episode_id is not None, "imports must pass their deterministic episode id"
         fields = {"task": task, "user": user, "task_type": task_type}
+        if task_id or agent_version:
+            fields.update(task_id=task_id, agent_version=agent_version)
         return RecordingEpisode(self.events, episode_id, occurred_at, fields)
 
 

@@ -1,0 +1,187 @@
+"""Replay historical logs through the real pipeline, recalling before each episode as the agent
+would have, and count what the recalled lessons would have covered.
+
+    report = run_backtest(["runs.json.gz"], settings, BacktestConfig(window=10))
+    print(report.render_table())
+
+Steps (`kaizen.backtest.plan`): feed the episodes that had ended, wait until the pipeline has
+drained (consumer lag), run the gate, then recall for the next window of episodes (task text, the
+agent's tools, the user; and on-error recalls with each failure's signature), and fold the figures
+(`kaizen.backtest.tally`). Replayed episodes carry no snapshot and no recall event: their outcomes
+happened without Kaizen, so they must not count for or against any lesson's effect.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from tqdm import tqdm
+
+from kaizen.backtest.lessons import gate_counts, lesson_rows
+from kaizen.backtest.matching import FailedCall, LessonView
+from kaizen.backtest.pipeline import Pipeline
+from kaizen.backtest.plan import Span, plan
+from kaizen.backtest.report import BacktestReport
+from kaizen.backtest.tally import EpisodeFacts, Recalls, Tally
+from kaizen.importers.formats import DEFAULT_AGENTS
+from kaizen.importers.model import ImportedEpisode
+from kaizen.importers.run import DEFAULT_BASE_TIME, emit_episode, event_times, parse_base_time
+from kaizen.importers.timeline import load_files, plan_files
+from kaizen.processors.learning.signatures import error_signature
+from kaizen.schemas.model import Experience
+from kaizen.settings import Settings
+
+TOOLS_MODES = ("available", "called")
+
+
+@dataclass(frozen=True)
+class BacktestConfig:
+    window: int = 10  # episodes in flight together
+    k: int = 5  # lessons per recall, as `recall()` defaults
+    tenant: str = "default"
+    agent: str | None = None  # one agent name for every file; default: from each log
+    tools: str = "available"  # available: the agent's toolset; called: the episode's own calls
+    input_format: str = "auto"
+    keep: bool = False  # keep the backtest's data dir
+    progress: bool = True
+
+
+@dataclass
+class Timings:
+    """Wall-clock seconds per phase (kept out of the JSON report: it must not vary by run)."""
+
+    start: float = 0.0
+    feed_and_drain: float = 0.0
+    gate: float = 0.0
+    recall: float = 0.0
+    windows: int = 0
+    total: float = 0.0
+    _marks: list[float] = field(default_factory=list)
+
+    def render(self) -> str:
+        return (f"time: {self.total:.0f} s (start {self.start:.0f} s, feed and drain "
+                f"{self.feed_and_drain:.0f} s, gate {self.gate:.0f} s, recall {self.recall:.0f} s"
+                f" over {self.windows} windows)")
+
+
+@dataclass(frozen=True)
+class Replayed:
+    """One episode of the input with the scope it replays in."""
+
+    episode: ImportedEpisode
+    agent: str
+    facts: EpisodeFacts
+
+
+def run_backtest(files: Sequence[str], settings: Settings, config: BacktestConfig
+                 ) -> BacktestReport:
+    """The whole backtest; raises ValueError for unreadable arguments, PipelineError when the
+    pipeline cannot start or stalls."""
+    if config.tools not in TOOLS_MODES:
+        raise ValueError(f"tools must be one of {TOOLS_MODES}")
+    file_plan = plan_files(files, config.input_format)
+    placed, errors, skipped = load_files(file_plan, parse_base_time(DEFAULT_BASE_TIME))
+    replayed = []
+    for index, item in enumerate(placed):
+        agent = config.agent or item.episode.agent or DEFAULT_AGENTS[file_plan[item.file_index][1]]
+        replayed.append(Replayed(item.episode, agent, facts_of(index, agent, item.episode)))
+    toolsets = _toolsets(replayed)
+    tally, timings = Tally(min_support=settings.min_support), Timings()
+    began = time.monotonic()
+    pipeline = Pipeline.start(settings)
+    timings.start = time.monotonic() - began
+    try:
+        _replay(pipeline, replayed, toolsets, tally, config, timings)
+        scopes = sorted({(config.tenant, r.agent) for r in replayed})
+        lessons = lesson_rows({s: pipeline.experiences(*s) for s in scopes},
+                              pipeline.behavior.log, tally.lessons,
+                              blamed=pipeline.behavior.blamed,
+                              quarantined=pipeline.behavior.quarantined())
+        gate, dead = gate_counts(pipeline.behavior.log), pipeline.dead_letters()
+    finally:
+        pipeline.close()
+        if not config.keep:
+            shutil.rmtree(pipeline.settings.home, ignore_errors=True)
+    timings.total = time.monotonic() - began
+    return BacktestReport(timings=timings,
+        tally=tally, lessons=lessons, gate=gate, dead_letters=dead,
+        settings={"window": config.window, "k": config.k, "tools": config.tools,
+                  "min_support": settings.min_support, "tenant": config.tenant},
+        files=[path.name for path, _ in file_plan], skipped=skipped,
+        read_errors=[f"{e.source}: {e.reason}" for e in errors])
+
+
+def facts_of(index: int, agent: str, episode: ImportedEpisode) -> EpisodeFacts:
+    failures = tuple(FailedCall(s.tool, error_signature(s.tool, s.error or ""), s.arguments)
+                     for s in episode.steps if not s.ok)
+    return EpisodeFacts(index, agent, frozenset(s.tool for s in episode.steps), failures)
+
+
+def _toolsets(replayed: Sequence[Replayed]) -> dict[str, frozenset[str]]:
+    """The tools each agent had: what its logs list, else every tool it is seen calling."""
+    tools: dict[str, set[str]] = {}
+    for r in replayed:
+        tools.setdefault(r.agent, set()).update(r.episode.tools or r.facts.tools)
+    return {agent: frozenset(found) for agent, found in tools.items()}
+
+
+def _replay(pipeline: Pipeline, replayed: Sequence[Replayed],
+            toolsets: Mapping[str, frozenset[str]], tally: Tally, config: BacktestConfig,
+            timings: Timings) -> None:
+    spans = [Span(i, r.episode.started_ms or 0, r.episode.ended_ms or 0)
+             for i, r in enumerate(replayed)]
+    bar = tqdm(total=len(replayed), desc="backtest", unit=" episodes", file=sys.stderr,
+               disable=not config.progress)
+    try:
+        for step in plan(spans, config.window):
+            mark = time.monotonic()
+            for i in step.feed:
+                item = replayed[i]
+                emit_episode(item.episode, pipeline.recorder(config.tenant, item.agent),
+                             event_times(item.episode))
+                tally.fed(item.facts)
+            if step.feed:
+                pipeline.drain()
+                timings.feed_and_drain += time.monotonic() - mark
+                mark = time.monotonic()
+                pipeline.gate()
+                timings.gate += time.monotonic() - mark
+                timings.windows += 1
+            mark = time.monotonic()
+            catalog = _catalog(pipeline, config.tenant, {replayed[i].agent for i in step.recall})
+            for i in step.recall:
+                item = replayed[i]
+                tools = toolsets[item.agent] if config.tools == "available" else item.facts.tools
+                recall = _recaller(pipeline, catalog, config, item, tools)
+                tally.recalled(item.facts, Recalls(
+                    before=recall(None),
+                    on_error=tuple(recall(call.signature) for call in item.facts.failures)))
+                bar.update(1)
+            timings.recall += time.monotonic() - mark
+    finally:
+        bar.close()
+
+
+def _catalog(pipeline: Pipeline, tenant: str, agents: set[str]) -> dict[str, Experience]:
+    return {x.experience_id: x for agent in sorted(agents)
+            for x in pipeline.experiences(tenant, agent)}
+
+
+def _recaller(pipeline: Pipeline, catalog: Mapping[str, Experience], config: BacktestConfig,
+              item: Replayed, tools: frozenset[str]
+              ) -> Callable[[str | None], tuple[LessonView, ...]]:
+    """recall(signature) for one episode: before it (None) or at a failure (its signature)."""
+    body = {"task": item.episode.task, "agent": item.agent, "tenant": config.tenant,
+            "user": item.episode.user, "tools": sorted(tools), "k": config.k}
+
+    def recall(signature: str | None) -> tuple[LessonView, ...]:
+        answer = pipeline.recall({**body, "signature": signature} if signature else body)
+        return tuple(LessonView.of(catalog[x["experience_id"]]) if x["experience_id"] in catalog
+                     else LessonView(x["experience_id"], x.get("tool"), None, None)
+                     for x in answer)
+
+    return recall

@@ -1,0 +1,19 @@
+"""The processors' configuration from settings: one place for `kaizen process`, `kaizen serve`'s
+processors child and the backtest's, so every worker of a deployment joins the same group."""
+
+from __future__ import annotations
+
+from kaizen.processors.config import ProcessorConfig
+from kaizen.settings import Settings
+
+
+def processor_config(settings: Settings, app_id: str | None = None) -> ProcessorConfig:
+    return ProcessorConfig(
+        bootstrap=settings.bootstrap,
+        prefix=settings.topic_prefix,
+        partitions=settings.topic_partitions,
+        app_id=app_id or f"{settings.topic_prefix}-processors",
+        data_dir=settings.home / "processors",
+        min_support=settings.min_support,
+        idle_ms=int(settings.episode_idle_seconds * 1000),
+    )
