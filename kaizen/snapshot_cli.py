@@ -9,6 +9,7 @@ from typing import Any
 
 from kaizen.audit import parse_time_ms
 from kaizen.http_api import snapshot_rows
+from kaizen.processors.learning.snapshots import scope_of
 from kaizen.settings import Settings
 from kaizen.snapshot_actions import Request, diff, events_for, read_log
 from kaizen.streams.snapshot_log import publish
@@ -21,7 +22,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     log = read_log(settings.bootstrap, topic)
     command = args.snapshots_command
     if command == "list":
-        scope = f"{args.tenant}/{args.agent}" if args.tenant and args.agent else None
+        scope = scope_of(args.tenant, args.agent) if args.tenant and args.agent else None
         rows = snapshot_rows(log, scope)
         for row in rows:
             row["snapshot_id"] = row["snapshot_id"][:12]

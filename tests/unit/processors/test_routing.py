@@ -124,3 +124,16 @@ def test_an_undecodable_record_becomes_a_dead_letter_with_its_position() -> None
     assert (decoded.source_partition, decoded.source_offset, decoded.value) == (2, 41,
                                                                                record.value)
     assert decoded.reason
+
+
+def test_an_event_whose_names_cannot_be_a_scope_becomes_a_dead_letter_with_the_reason() -> None:
+    router = Router(ProcessorConfig(bootstrap="unused"))
+    bad = episode_event(model.EpisodeStarted("task"), tenant="acme", agent="bot\x00", user="u1")
+    record = Record("kaizen.episodes", 0, 7, b"ep-1", CODEC.encode(bad))
+    letter = router.decode_episode_event(record, "assemble")
+    assert isinstance(letter, Outgoing) and letter.topic == "kaizen.deadletter"
+    decoded = CODEC.decode(letter.value)
+    assert isinstance(decoded, model.DeadLetter) and "control character" in decoded.reason
+    slashed = episode_event(model.EpisodeStarted("task"), tenant="c/x", agent="y")
+    assert router.decode_episode_event(Record("kaizen.episodes", 0, 8, b"e",
+                                              CODEC.encode(slashed)), "assemble") == slashed
