@@ -177,8 +177,9 @@ def serve(settings: Settings, *, processors: bool = True, ready: threading.Event
     stop = stop or threading.Event()
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
-    from kaizen.http_api import make_server
+    from kaizen.http_api import auth_policy, make_server
 
+    auth_policy(settings)  # no tokens where they are required: refuse before starting anything
     create_topics(settings.bootstrap, settings.topic_prefix, settings.topic_partitions)
     stores = Stores.open(settings)
     behavior = make_behavior(settings, stores, policy, evaluators)
