@@ -6,6 +6,7 @@ from typing import Any
 
 from kaizen.settings import Settings, load_settings
 from kaizen.streams.recorder import Recorder as _StreamsRecorder
+from kaizen.streams.redaction import Redactor
 from kaizen.streams.registry import codec_for
 from kaizen.streams.topics import Topics
 
@@ -40,5 +41,13 @@ class Recorder(_StreamsRecorder):
             agent_version=agent_version,
             codec=codec_for(settings.schema_registry_url),
             follow_snapshots=Topics(settings.topic_prefix).snapshots if follow_snapshots else None,
+            redactor=overrides.pop("redactor", None) or redactor_for(settings),
             **overrides,
         )
+
+
+def redactor_for(settings: Settings) -> Redactor:
+    """The redaction step every ingest path runs, as configured (`KAIZEN_REDACT*`)."""
+    if not settings.redact:
+        return Redactor.disabled()
+    return Redactor.default(settings.redact_patterns, max_chars=settings.redact_max_chars)
