@@ -86,6 +86,7 @@ def snapshot_rows(log: SnapshotLog, scope: str | None = None,
         for item in items:
             e = item.event
             rows.append({"offset": item.offset, "occurred_at": e.occurred_at, "scope": name,
+                         "tenant": e.tenant, "agent": e.agent,
                          "snapshot_id": e.snapshot_id, "action": e.action, "parent": e.parent_id,
                          "size": len(e.members), "added": len(e.added), "removed": len(e.removed),
                          "evaluator": e.evaluator, "verdict": e.verdict, "actor": e.actor,

@@ -7,6 +7,7 @@ import json
 import sys
 from typing import Any
 
+from kaizen.api_client import ApiError, api_base, post_json
 from kaizen.audit import parse_time_ms
 from kaizen.http_api import snapshot_rows
 from kaizen.processors.learning.snapshots import scope_of
@@ -28,6 +29,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             row["snapshot_id"] = row["snapshot_id"][:12]
             row["parent"] = (row["parent"] or "")[:12]
             row["edge_cases"] = len(row["edge_cases"])
+            del row["tenant"], row["agent"]  # the scope column names them
         print(render_table(rows) if rows else "no snapshot events yet")
         for name in sorted(log.scopes):
             print(f"active {name}: {log.active(name) or '(none: all proposed lessons)'}")
@@ -43,6 +45,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if command == "diff":
         print(json.dumps(diff(log, args.a, args.b), indent=2))
         return 0
+    if settings.api_url or settings.api_token is not None:
+        return _via_api(args, settings)
     request = Request(command, args.tenant, args.agent, getattr(args, "snapshot_id", None)
                       or getattr(args, "to", None), parse_time_ms(getattr(args, "to_time", None)),
                       getattr(args, "to_offset", None), actor=args.actor, reason=args.reason)
@@ -54,6 +58,23 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     offsets = publish(settings.bootstrap, topic, events)
     for event, offset in zip(events, offsets, strict=True):
         print(f"{event.action:<11} {event.snapshot_id} at offset {offset}")
+    return 0
+
+
+def _via_api(args: argparse.Namespace, settings: Settings) -> int:
+    """The action through the service's API, as the token's identity (`--actor` is ignored):
+    what an operator does where only the service may write the snapshot log."""
+    body = {"tenant": args.tenant, "agent": args.agent, "reason": args.reason,
+            "snapshot_id": getattr(args, "snapshot_id", None) or getattr(args, "to", None),
+            "to_time_ms": parse_time_ms(getattr(args, "to_time", None)),
+            "to_offset": getattr(args, "to_offset", None)}
+    try:
+        answer = post_json(settings, f"/snapshots/{args.snapshots_command}", body)
+    except (ApiError, OSError) as error:
+        print(f"kaizen snapshots {args.snapshots_command}: {error}", file=sys.stderr)
+        return 2
+    for event_id in answer["events"]:
+        print(f"{args.snapshots_command:<11} event {event_id} (via {api_base(settings)})")
     return 0
 
 
@@ -85,5 +106,6 @@ def add_parser(sub: Any) -> None:
 def _scope_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tenant", required=True)
     parser.add_argument("--agent", required=True)
-    parser.add_argument("--actor", default="cli", help="who is acting (recorded in the log)")
+    parser.add_argument("--actor", default="cli", help="who is acting (recorded in the log); "
+                        "with KAIZEN_API_TOKEN the token's identity is the actor")
     parser.add_argument("--reason")
