@@ -42,6 +42,8 @@ class Recorder(_StreamsRecorder):
             codec=codec_for(settings.schema_registry_url),
             follow_snapshots=Topics(settings.topic_prefix).snapshots if follow_snapshots else None,
             redactor=overrides.pop("redactor", None) or redactor_for(settings),
+            producer_overrides={**settings.kafka_client,
+                                **(overrides.pop("producer_overrides", None) or {})},
             **overrides,
         )
 

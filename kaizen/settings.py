@@ -69,6 +69,26 @@ class Settings(BaseSettings):
     redact_max_chars: int = Field(32_768, ge=256, description="Longest text field kept and "
                                   "scanned; the rest is dropped with a marker.")
 
+    # --- Kafka SASL/SCRAM and ACLs (streams/acls.py; README "Kafka ACLs") ---
+    kafka_secure: bool = Field(False, description="`kaizen up` starts the local broker with "
+                               "SASL/SCRAM and deny-by-default ACLs (same as `up --secure`).")
+    kafka_username: str = Field("", description="SASL user of this process (recorder, "
+                                "processor, service); empty: no SASL.")
+    kafka_password: SecretStr | None = Field(None, description="SASL password of that user.")
+    kafka_sasl_mechanism: str = Field("SCRAM-SHA-512", description="SASL mechanism.")
+    kafka_security_protocol: str = Field("SASL_PLAINTEXT", description="With a username: "
+                                         "SASL_PLAINTEXT (local) or SASL_SSL (a real cluster).")
+
+    @property
+    def kafka_client(self) -> dict[str, str]:
+        """librdkafka settings for this process's Kafka identity ({} without a username)."""
+        if not self.kafka_username:
+            return {}
+        password = self.kafka_password.get_secret_value() if self.kafka_password else ""
+        return {"security.protocol": self.kafka_security_protocol,
+                "sasl.mechanism": self.kafka_sasl_mechanism,
+                "sasl.username": self.kafka_username, "sasl.password": password}
+
     @field_validator("redact_patterns")
     @classmethod
     def _patterns_compile(cls, value: dict[str, str]) -> dict[str, str]:
