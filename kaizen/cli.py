@@ -136,6 +136,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_snapshots(sub)
 
+    from kaizen.forget import add_parser as add_forget
+
+    add_forget(sub)
+
     from kaizen.rebuild import add_parser as add_rebuild
 
     add_rebuild(sub)

@@ -191,6 +191,9 @@ def make_server(host: str, port: int, stores: Stores, settings: Settings,
                 if who is not None:
                     self._snapshot_action(parts[1], who)
                 return
+            if parts == ["forget"]:
+                self._forget()
+                return
             if parts != ["recall"]:
                 self._reply(404, {"error": "no such endpoint"})
                 return
@@ -202,6 +205,24 @@ def make_server(host: str, port: int, stores: Stores, settings: Settings,
                 if self._guard("reader", str(body["tenant"])) is None:
                     return
                 self._reply(200, recall_from_index(stores.index, body))
+            except (KeyError, ValueError, TypeError) as error:
+                self._reply(HTTPStatus.BAD_REQUEST, {"error": f"bad request: {error}"})
+
+        def _forget(self) -> None:
+            """POST /forget {"tenant", "user"}: operator of that tenant (kaizen/forget.py)."""
+            from kaizen.forget import forget
+
+            if self._guard("operator") is None:
+                return
+            try:
+                length = int(self.headers.get("Content-Length", 0))
+                body = json.loads(self.rfile.read(length) or b"{}")
+                who = self._guard("operator", str(body["tenant"]))
+                if who is None:
+                    return
+                receipt = forget(settings, stores, str(body["tenant"]), str(body["user"]),
+                                 actor=who.identity)
+                self._reply(200, _experience_json(receipt))
             except (KeyError, ValueError, TypeError) as error:
                 self._reply(HTTPStatus.BAD_REQUEST, {"error": f"bad request: {error}"})
 

@@ -39,7 +39,7 @@ class Recorder(_StreamsRecorder):
             spool_max_bytes=settings.spool_max_bytes,
             snapshot_id=snapshot_id,
             agent_version=agent_version,
-            codec=codec_for(settings.schema_registry_url),
+            codec=codec_for(settings.schema_registry_url, settings.personal_keys),
             follow_snapshots=Topics(settings.topic_prefix).snapshots if follow_snapshots else None,
             redactor=overrides.pop("redactor", None) or redactor_for(settings),
             producer_overrides={**settings.kafka_client,

@@ -24,7 +24,7 @@ from kaizen.processors.learning.evaluation import Evaluator
 from kaizen.processors.learning.signatures import error_signature
 from kaizen.processors.learning.snapshots import Policy
 from kaizen.schemas import model
-from kaizen.schemas.codec import Codec, DecodeError
+from kaizen.schemas.codec import DecodeError
 from kaizen.settings import Settings
 from kaizen.sinks.base import Sink
 from kaizen.sinks.clickhouse import ClickHouseSink
@@ -33,6 +33,7 @@ from kaizen.sinks.qdrant_library import ExperienceLibrary
 from kaizen.sinks.recall_index import RecallIndex
 from kaizen.streams.admin import create_topics
 from kaizen.streams.consumer import EventConsumer
+from kaizen.streams.personal import codec_with_keys
 from kaizen.streams.replay import Bounds, TopicReader
 from kaizen.streams.snapshot_log import SnapshotTail, publish
 from kaizen.streams.topics import Topics
@@ -85,6 +86,7 @@ class SinkRunner:
             settings.bootstrap, f"{settings.topic_prefix}-sinks-v1",
             [topics.episodes, topics.signals, topics.patterns, topics.experiences,
              topics.snapshots], topics.deadletter, "sinks",
+            codec=codec_with_keys(settings.personal_keys),
         )
         self.library_sink = LibrarySink(stores.library, stores.index)
         self.library_sink.setup()
@@ -152,7 +154,7 @@ def restore_behavior(settings: Settings, behavior: Behavior, tail: SnapshotTail)
                          Bounds(from_time_ms=since))
     log.info("restoring behavior from the signals log", signals=reader.total,
              hours=settings.behavior_replay_hours)
-    codec, replayed = Codec(), 0
+    codec, replayed = codec_with_keys(settings.personal_keys), 0
     for record in (r for batch in reader.raw_batches() for r in batch):
         try:
             event = codec.decode(record.value)

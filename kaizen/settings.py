@@ -69,6 +69,19 @@ class Settings(BaseSettings):
     redact_max_chars: int = Field(32_768, ge=256, description="Longest text field kept and "
                                   "scanned; the rest is dropped with a marker.")
 
+    encrypt_personal: bool = Field(False, description="Encrypt the personal fields of events "
+                                   "that name a user, with a key per (tenant, user) kept outside "
+                                   "the log, so `kaizen forget` shreds them on every replay.")
+    keys_file: Path | None = Field(None, description="The per-user key store (SQLite); empty: "
+                                   "<home>/keys/personal.sqlite. Share it with every process.")
+
+    @property
+    def personal_keys(self) -> Path | None:
+        """The key store path when personal fields are encrypted, else None."""
+        if not self.encrypt_personal:
+            return None
+        return self.keys_file or self.home / "keys" / "personal.sqlite"
+
     # --- Kafka SASL/SCRAM and ACLs (streams/acls.py; README "Kafka ACLs") ---
     kafka_secure: bool = Field(False, description="`kaizen up` starts the local broker with "
                                "SASL/SCRAM and deny-by-default ACLs (same as `up --secure`).")

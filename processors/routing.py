@@ -13,6 +13,7 @@ from kaizen.schemas import model
 from kaizen.schemas.codec import Codec, DecodeError
 from kaizen.schemas.dead_letters import dead_letter, dead_letter_key
 from kaizen.schemas.scope import InvalidName, check_scope, scope_key
+from kaizen.streams.personal import codec_with_keys
 from kaizen.streams.topics import Topics
 
 
@@ -41,7 +42,7 @@ class Router:
     def __init__(self, config: ProcessorConfig, codec: Codec | None = None) -> None:
         self.config = config
         self.topics = Topics(config.prefix)
-        self.codec = codec or Codec()
+        self.codec = codec or codec_with_keys(config.keys_path)
 
     def dead_letter(self, record: Record, component: str, error: Exception) -> Outgoing:
         """Bad input goes to the dead-letter topic, whole, with the reason; processing goes on."""

@@ -81,6 +81,7 @@ def role_grants(prefix: str, processors_app: str | None = None) -> list[Grant]:
         *_topic("service", f"{prefix}.", R, D, prefixed=True),
         *_topic("service", t.snapshots, W),
         *_topic("service", t.deadletter, W),
+        *_topic("service", t.privacy, W),  # forget receipts
         _group("service", prefix),
         _group("service", "kaizen-"),
     ]

@@ -19,7 +19,7 @@ def test_each_role_writes_only_its_topics() -> None:
     assert _writable("recorder") == {t.episodes}
     assert {t.signals, t.patterns, t.experiences} <= _writable("processor")
     assert not {t.episodes, t.snapshots} & _writable("processor")
-    assert _writable("service") == {t.snapshots, t.deadletter}
+    assert _writable("service") == {t.snapshots, t.deadletter, t.privacy}
 
 
 def test_prefixed_grants_never_cover_another_deployments_main_topics() -> None:
