@@ -24,6 +24,7 @@ import base64
 import contextlib
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -118,6 +119,7 @@ class KafkaLauncher:
     controller_port: int = 19093
     cache_dir: Path | None = None
     port_options: str = "--port / --controller-port"  # how the caller's user changes the ports
+    secure: bool = False  # SASL/SCRAM + ACLs (`kaizen up --secure`); see `secure_settings`
 
     def __post_init__(self) -> None:
         # Absolute once, so a later chdir cannot point the launcher at another data dir.
@@ -241,6 +243,8 @@ class KafkaLauncher:
         """Rewrite the configs each start, so a changed port takes effect."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._server_properties.write_text(self._server_config())
+        if self.secure:  # it holds the admin password
+            self._server_properties.chmod(0o600)
         self._log4j_properties.write_text(LOG4J_PROPERTIES)
 
     def _server_config(self) -> str:
@@ -271,6 +275,8 @@ class KafkaLauncher:
             "num.io.threads": "4",
             "log.cleaner.dedupe.buffer.size": str(32 * 1024 * 1024),
         }
+        if self.secure:
+            settings.update(secure_settings(listener, controller, self.credentials()))
         lines = [f"{key}={value}" for key, value in settings.items()]
         return "# Written by infra/kafka.py at each start; edit KafkaLauncher instead.\n" + (
             "\n".join(lines) + "\n"
@@ -279,8 +285,15 @@ class KafkaLauncher:
     def _format_storage_once(self, java: str, libs: Path) -> None:
         """Format the log dir on first start only: formatting again would drop the data."""
         if (self.data_dir / "meta.properties").exists():
+            if self.secure and not self._formatted_secure.exists():
+                raise KafkaLauncherError(
+                    f"{self.data_dir} was formatted without SCRAM users; secure mode needs a "
+                    f"fresh home (KAIZEN_HOME) or `kaizen down` and removing {self.data_dir}"
+                )
             return
         tool = ["kafka.tools.StorageTool", "format", "-t", self._cluster_id()]
+        if self.secure:
+            tool += scram_format_args(self.credentials())
         config = ["-c", str(self._server_properties)]
         result = _run([java, *FAST_START_JVM, *self._java_props(libs), *tool, *config])
         if result.returncode != 0:
@@ -288,6 +301,16 @@ class KafkaLauncher:
                 f"formatting {self.data_dir} failed (exit {result.returncode}):\n"
                 f"{_tail(result.stdout + result.stderr)}"
             )
+        if self.secure:
+            self._formatted_secure.write_text("SCRAM users bootstrapped at format\n")
+
+    @property
+    def _formatted_secure(self) -> Path:
+        return self.kafka_dir / "scram.formatted"
+
+    def credentials(self) -> dict[str, str]:
+        """The SCRAM users of the secure broker (principal -> password), created once."""
+        return ensure_credentials(self.kafka_dir / CREDENTIALS_FILE)
 
     def _cluster_id(self) -> str:
         """The cluster id, kept in a file so a wiped data dir is re-formatted with the same id."""
@@ -343,6 +366,62 @@ class KafkaLauncher:
                 return False
             time.sleep(0.1)
         return True
+
+
+# --- secure mode: SASL/SCRAM on the client listener, StandardAuthorizer with ACLs -------------
+
+CREDENTIALS_FILE = "credentials.json"
+SCRAM_MECHANISM = "SCRAM-SHA-512"
+#: The principals of a secure local stack; ACLs per role are applied by `streams/acls.py`.
+PRINCIPALS = ("admin", "recorder", "processor", "service")
+
+
+def ensure_credentials(path: Path) -> dict[str, str]:
+    """Random passwords for each principal, written once (mode 0600) next to the broker data."""
+    if path.exists():
+        return dict(json.loads(path.read_text()))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    creds = {name: secrets.token_urlsafe(24) for name in PRINCIPALS}
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        json.dump(creds, out, indent=2)
+    return creds
+
+
+def scram_format_args(creds: dict[str, str]) -> list[str]:
+    """`kafka-storage format --add-scram` for every principal: KRaft keeps SCRAM credentials in
+    the metadata log, so the first ones must be there before the broker starts."""
+    args: list[str] = []
+    for name, password in creds.items():
+        args += ["--add-scram", f"{SCRAM_MECHANISM}=[name={name},password={password}]"]
+    return args
+
+
+def secure_settings(listener: str, controller: str, creds: dict[str, str]) -> dict[str, str]:
+    """Broker settings for SASL/SCRAM clients and deny-by-default ACLs.
+
+    The controller listener uses SASL/PLAIN with a static admin user, because KRaft controllers
+    cannot authenticate SCRAM (its credentials live in the metadata they serve)."""
+    admin = creds["admin"]
+    scram = f'org.apache.kafka.common.security.scram.ScramLoginModule required ' \
+            f'username="admin" password="{admin}";'
+    plain = f'org.apache.kafka.common.security.plain.PlainLoginModule required ' \
+            f'username="admin" password="{admin}" user_admin="{admin}";'
+    return {
+        "listeners": f"SASL_PLAINTEXT://{listener},CONTROLLER://{controller}",
+        "advertised.listeners": f"SASL_PLAINTEXT://{listener}",
+        "inter.broker.listener.name": "SASL_PLAINTEXT",
+        "listener.security.protocol.map": "SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:SASL_PLAINTEXT",
+        "sasl.enabled.mechanisms": SCRAM_MECHANISM,
+        "sasl.mechanism.inter.broker.protocol": SCRAM_MECHANISM,
+        "sasl.mechanism.controller.protocol": "PLAIN",
+        "listener.name.controller.sasl.enabled.mechanisms": "PLAIN",
+        "listener.name.controller.plain.sasl.jaas.config": plain,
+        f"listener.name.sasl_plaintext.{SCRAM_MECHANISM.lower()}.sasl.jaas.config": scram,
+        "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+        "super.users": "User:admin",
+        "allow.everyone.if.no.acl.found": "false",
+    }
 
 
 def _require(tool: str, what: str) -> str:
@@ -422,6 +501,7 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--controller-port", type=int, help="KRaft controller port (port + 1)")
     common.add_argument("--cache-dir", type=Path, help="jar cache (env KAIZEN_JAR_CACHE)")
     common.add_argument("--timeout", type=float, help="seconds to wait (up: 60, down: 30)")
+    common.add_argument("--secure", action="store_true", help="SASL/SCRAM and ACLs (up)")
     parser = argparse.ArgumentParser(
         prog="python -m kaizen.infra.kafka", description="The local single-node Kafka (KRaft)."
     )
@@ -446,6 +526,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         port=args.port,
         cache_dir=cache,
         controller_port=args.controller_port or args.port + 1,
+        secure=args.secure,
     )
     try:
         if args.command == "fetch":

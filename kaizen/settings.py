@@ -67,6 +67,78 @@ class Settings(BaseSettings):
         "per-lesson effects and the gate's edge cases (they are kept in memory)."
     )
 
+    # --- privacy: redaction before the log, per-user keys for forgetting (issue 15) ---
+    redact: bool = Field(True, description="Redact personal data from episode texts before "
+                         "the log (e-mail, phone, card, national id, IBAN, API keys, passwords).")
+    redact_patterns: dict[str, str] = Field(
+        default_factory=dict, description='Your own detectors, JSON {"kind": "regex"}: matches '
+        "become <kind>. Use scoped flags, e.g. (?i:...).",
+    )
+    redact_max_chars: int = Field(32_768, ge=256, description="Longest text field kept and "
+                                  "scanned; the rest is dropped with a marker.")
+
+    encrypt_personal: bool = Field(False, description="Encrypt the personal fields of events "
+                                   "that name a user, with a key per (tenant, user) kept outside "
+                                   "the log, so `kaizen forget` shreds them on every replay.")
+    keys_file: Path | None = Field(None, description="The per-user key store (SQLite); empty: "
+                                   "<home>/keys/personal.sqlite. Share it with every process.")
+
+    @property
+    def personal_keys(self) -> Path | None:
+        """The key store path when personal fields are encrypted, else None."""
+        if not self.encrypt_personal:
+            return None
+        return self.keys_file or self.home / "keys" / "personal.sqlite"
+
+    # --- Kafka SASL/SCRAM and ACLs (streams/acls.py; README "Kafka ACLs") ---
+    kafka_secure: bool = Field(False, description="`kaizen up` starts the local broker with "
+                               "SASL/SCRAM and deny-by-default ACLs (same as `up --secure`).")
+    kafka_username: str = Field("", description="SASL user of this process (recorder, "
+                                "processor, service); empty: no SASL.")
+    kafka_password: SecretStr | None = Field(None, description="SASL password of that user.")
+    kafka_sasl_mechanism: str = Field("SCRAM-SHA-512", description="SASL mechanism.")
+    kafka_security_protocol: str = Field("SASL_PLAINTEXT", description="With a username: "
+                                         "SASL_PLAINTEXT (local) or SASL_SSL (a real cluster).")
+
+    @property
+    def kafka_client(self) -> dict[str, str]:
+        """librdkafka settings for this process's Kafka identity ({} without a username)."""
+        if not self.kafka_username:
+            return {}
+        password = self.kafka_password.get_secret_value() if self.kafka_password else ""
+        return {"security.protocol": self.kafka_security_protocol,
+                "sasl.mechanism": self.kafka_sasl_mechanism,
+                "sasl.username": self.kafka_username, "sasl.password": password}
+
+    @field_validator("redact_patterns")
+    @classmethod
+    def _patterns_compile(cls, value: dict[str, str]) -> dict[str, str]:
+        import re
+
+        for kind, pattern in value.items():
+            if not re.fullmatch(r"[a-z][a-z0-9_]{0,31}", kind):
+                raise ValueError(f"kind {kind!r}: lower-case letters, digits, _ (max 32)")
+            try:
+                re.compile(pattern)
+            except re.error as error:
+                raise ValueError(f"pattern {kind!r} does not compile: {error}") from error
+        return value
+
+    # --- API authentication (kaizen/auth.py; README "Security") ---------------------------
+    api_tokens: SecretStr | None = Field(
+        None, description="JSON: token -> {identity, roles, tenants} (see kaizen/auth.py)."
+    )
+    api_tokens_file: Path | None = Field(None, description="A file holding that JSON.")
+    api_require_tokens: bool = Field(
+        False, description="Require tokens on loopback too (always required beyond it)."
+    )
+    api_token: SecretStr | None = Field(
+        None, description="The token the CLI sends to the service (KAIZEN_API_URL)."
+    )
+    api_url: str = Field(
+        "", description="The service's HTTP API for CLI actions; empty: write to the log."
+    )
+
     @field_validator("log_format")
     @classmethod
     def _known_format(cls, value: str) -> str:

@@ -28,6 +28,7 @@ class ProcessorConfig:
     idle_scan_ms: int = 5_000  # how much the watermark must advance between idle scans
     batch_records: int = 1_000  # records folded per batch (one table write per touched key)
     batch_seconds: float = 0.05  # longest wait for a batch to fill: bounds the added latency
+    keys_path: Path | None = None  # per-user key store: personal fields encrypted (forgetting)
 
     def internal(self, name: str) -> str:
         return f"{self.prefix}.{name}"

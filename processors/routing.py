@@ -12,6 +12,8 @@ from kaizen.processors.learning.signatures import error_signature
 from kaizen.schemas import model
 from kaizen.schemas.codec import Codec, DecodeError
 from kaizen.schemas.dead_letters import dead_letter, dead_letter_key
+from kaizen.schemas.scope import InvalidName, check_scope, scope_key
+from kaizen.streams.personal import codec_with_keys
 from kaizen.streams.topics import Topics
 
 
@@ -40,7 +42,7 @@ class Router:
     def __init__(self, config: ProcessorConfig, codec: Codec | None = None) -> None:
         self.config = config
         self.topics = Topics(config.prefix)
-        self.codec = codec or Codec()
+        self.codec = codec or codec_with_keys(config.keys_path)
 
     def dead_letter(self, record: Record, component: str, error: Exception) -> Outgoing:
         """Bad input goes to the dead-letter topic, whole, with the reason; processing goes on."""
@@ -58,6 +60,10 @@ class Router:
         if not isinstance(event, model.EpisodeEvent):
             wrong = DecodeError(f"expected an episode event, got {type(event).__name__}")
             return self.dead_letter(record, component, wrong)
+        try:  # names no scope can hold (control chars, absurd length) never reach a key
+            check_scope(event.tenant, event.agent, event.user)
+        except InvalidName as error:
+            return self.dead_letter(record, component, error)
         return event
 
     def decode_signal(self, record: Record, component: str) -> model.Signal | Outgoing:
@@ -108,7 +114,7 @@ class Router:
             state, event, signature_of=error_signature,
             window_seconds=self.config.window_seconds, history_windows=10, late_windows=10,
         )
-        out = [Outgoing(self.topics.patterns, f"{p.agent}/{p.signature}".encode(),
+        out = [Outgoing(self.topics.patterns, f"{scope_key(p.agent)}/{p.signature}".encode(),
                         self.codec.encode(p)) for p in updates]
         return new_state, out
 

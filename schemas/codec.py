@@ -34,6 +34,7 @@ SCHEMA_OF: dict[type, str] = {
     model.Experience: "experience",
     model.SnapshotEvent: "snapshot_event",
     model.DeadLetter: "dead_letter",
+    model.ForgetReceipt: "forget_receipt",
 }
 CLASS_OF: dict[str, type] = {name: cls for cls, name in SCHEMA_OF.items()}
 

@@ -233,4 +233,18 @@ class DeadLetter:
     value: bytes | None = None
 
 
-Event = EpisodeEvent | Signal | Pattern | Experience | SnapshotEvent | DeadLetter
+@dataclass(frozen=True, slots=True)
+class ForgetReceipt:
+    event_id: str
+    occurred_at: int
+    tenant: str
+    user: str
+    agent: str = ""
+    actor: str = ""
+    key_deleted: bool = False
+    rows_deleted: dict[str, int] = field(default_factory=dict)
+    lessons_withdrawn: list[str] = field(default_factory=list)
+    lessons_trimmed: list[str] = field(default_factory=list)
+
+
+Event = EpisodeEvent | Signal | Pattern | Experience | SnapshotEvent | DeadLetter | ForgetReceipt

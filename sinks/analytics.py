@@ -5,6 +5,9 @@ parameters) and returns its rows as a list of dicts. The SQL reads the deduplica
 `sinks/ddl.py` (`steps_final_v1`, `episodes_final_v1`, `outcomes_by_snapshot_v1`), so a user can
 paste it into `clickhouse client` or chdb and get the same answer; replays never double-count.
 
+Every function takes `tenants` (None: all): the same SQL over those tenants' rows only, which is
+how the HTTP API scopes a reader's analytics to the tenants of its token (`for_tenants`).
+
 Times are UTC epoch milliseconds, windows half-open: `since_ms <= t < until_ms`. A step's time is
 the time of its tool result (a call without a result has no outcome and is not counted).
 
@@ -16,9 +19,12 @@ the time of its tool result (a call without a result has no outcome and is not c
 
 from __future__ import annotations
 
+from collections.abc import Set
 from typing import Any, Literal
 
 from clickhouse_connect.driver.client import Client
+
+from kaizen.sinks.ddl import VIEWS
 
 Rows = list[dict[str, Any]]
 GroupBy = Literal["tool", "signature", "agent", "tenant"]
@@ -106,12 +112,43 @@ GROUP BY bucket_ms
 ORDER BY bucket_ms"""
 
 
-def _rows(client: Client, sql: str, parameters: dict[str, Any]) -> Rows:
+Tenants = Set[str] | None  # None: every tenant
+
+_IN_TENANTS = "tenant IN {tenants:Array(String)}"
+#: What each source a query reads becomes when it is restricted to some tenants: a filtered
+#: subquery under the same name, so every join, count and aggregate sees those tenants alone.
+#: Cross-tenant lessons (tenant '*') stay visible: they apply to every tenant's failures.
+_SCOPED_SOURCES = {
+    "FROM steps_final_v1": f"FROM (SELECT * FROM steps_final_v1 WHERE {_IN_TENANTS}) AS sf",
+    "FROM episodes_final_v1": f"FROM (SELECT * FROM episodes_final_v1 WHERE {_IN_TENANTS}) AS ef",
+    "FROM experiences_v1 FINAL": (f"FROM (SELECT * FROM experiences_v1 FINAL WHERE {_IN_TENANTS}"
+                                  " OR tenant = '*') AS xf"),
+    "FROM outcomes_by_snapshot_v1": "FROM ({outcomes}) AS of",
+}
+
+
+def for_tenants(sql: str, tenants: Tenants) -> str:
+    """The query over the rows of `tenants` only (the API's tenant-scoped reads); None: as is."""
+    if tenants is None:
+        return sql
+    outcomes = VIEWS["outcomes_by_snapshot_v1"].split(" AS\n", 1)[1]
+    sql = sql.replace("FROM outcomes_by_snapshot_v1",
+                      _SCOPED_SOURCES["FROM outcomes_by_snapshot_v1"].format(outcomes=outcomes))
+    for source, scoped in _SCOPED_SOURCES.items():
+        if "{outcomes}" not in scoped:
+            sql = sql.replace(source, scoped)
+    return sql
+
+
+def _rows(client: Client, sql: str, parameters: dict[str, Any], tenants: Tenants = None) -> Rows:
+    if tenants is not None:
+        sql, parameters = for_tenants(sql, tenants), {**parameters, "tenants": sorted(tenants)}
     return list(client.query(sql, parameters=parameters).named_results())
 
 
 def failure_rate(
-    client: Client, by: GroupBy, since_ms: int = 0, until_ms: int = END_OF_TIME
+    client: Client, by: GroupBy, since_ms: int = 0, until_ms: int = END_OF_TIME,
+    tenants: Tenants = None,
 ) -> Rows:
     """Share of failed tool results per tool, agent, tenant or error signature, in a window.
 
@@ -130,13 +167,13 @@ def failure_rate(
     """
     parameters = {"since": since_ms, "until": until_ms}
     if by == "signature":
-        return _rows(client, _FAILURE_RATE_BY_SIGNATURE, parameters)
+        return _rows(client, _FAILURE_RATE_BY_SIGNATURE, parameters, tenants)
     if by not in ("tool", "agent", "tenant"):
         raise ValueError(f"failure_rate: unknown grouping {by!r}")
-    return _rows(client, _FAILURE_RATE.format(key=by), parameters)
+    return _rows(client, _FAILURE_RATE.format(key=by), parameters, tenants)
 
 
-def new_signatures(client: Client, hours: int, now_ms: int) -> Rows:
+def new_signatures(client: Client, hours: int, now_ms: int, tenants: Tenants = None) -> Rows:
     """Error signatures whose first failure anywhere in the fleet lies in the last `hours`.
 
     A burst of new signatures usually means an API or a page changed. Rows:
@@ -152,11 +189,11 @@ def new_signatures(client: Client, hours: int, now_ms: int) -> Rows:
         HAVING first_seen_ms >= {now:Int64} - {hours:Int64} * 3600000
         ORDER BY first_seen_ms DESC, signature
     """
-    return _rows(client, _NEW_SIGNATURES, {"now": now_ms, "hours": hours})
+    return _rows(client, _NEW_SIGNATURES, {"now": now_ms, "hours": hours}, tenants)
 
 
 def repeat_failures(
-    client: Client, since_ms: int = 0, until_ms: int = END_OF_TIME
+    client: Client, since_ms: int = 0, until_ms: int = END_OF_TIME, tenants: Tenants = None
 ) -> Rows:
     """Failures that a lesson should have prevented: evidence that the lesson is not working.
 
@@ -170,10 +207,10 @@ def repeat_failures(
     episode_id, call_id, user, task, failed_ms, learned_ms, same_user, same_task`. SQL:
     `_REPEAT_FAILURES` in this module (`fails` and `learned` CTEs, then a self-join of `fails`).
     """
-    return _rows(client, _REPEAT_FAILURES, {"since": since_ms, "until": until_ms})
+    return _rows(client, _REPEAT_FAILURES, {"since": since_ms, "until": until_ms}, tenants)
 
 
-def outcomes_by_snapshot(client: Client) -> Rows:
+def outcomes_by_snapshot(client: Client, tenants: Tenants = None) -> Rows:
     """Episode outcomes per behavior snapshot ('' = episodes run without one).
 
     Rows: `snapshot_id, episodes, successes, failures, abandoned, success_rate`, counting
@@ -186,11 +223,12 @@ def outcomes_by_snapshot(client: Client) -> Rows:
                successes / episodes AS success_rate
         FROM episodes_final_v1 WHERE outcome IS NOT NULL GROUP BY snapshot_id
     """
-    return _rows(client, _OUTCOMES_BY_SNAPSHOT, {})
+    return _rows(client, _OUTCOMES_BY_SNAPSHOT, {}, tenants)
 
 
 def learning_curve(
-    client: Client, agent: str, bucket_seconds: int, tenant: str | None = None
+    client: Client, agent: str, bucket_seconds: int, tenant: str | None = None,
+    tenants: Tenants = None,
 ) -> Rows:
     """Success rate of one agent's ended episodes per time bucket (by end time): is it learning?
 
@@ -212,4 +250,5 @@ def learning_curve(
     if tenant is not None:
         tenant_filter = " AND tenant = {tenant:String}"
         parameters["tenant"] = tenant
-    return _rows(client, _LEARNING_CURVE.format(tenant_filter=tenant_filter), parameters)
+    return _rows(client, _LEARNING_CURVE.format(tenant_filter=tenant_filter), parameters,
+                 tenants)

@@ -172,6 +172,20 @@ class ExperienceLibrary:
             self._client.upsert(self.collection, points=points, update_filter=newer_wins)
         return [IndexEntry(e, v) for e, v in zip(batch, vectors, strict=True)]
 
+    def delete(self, experience_ids: Iterable[str]) -> None:
+        """Remove lessons (every version: one point per lesson), e.g. a forgotten user's."""
+        ids: list[models.ExtendedPointId] = [point_id(x) for x in experience_ids]
+        if ids:
+            self._client.delete(self.collection, points_selector=models.PointIdsList(points=ids))
+
+    def replace(self, experience: Experience) -> None:
+        """Overwrite a lesson's point whatever its stored version (a forgotten user's evidence
+        removed from it)."""
+        vector = self._embedder.embed([recall_text(experience)])[0]
+        self._client.upsert(self.collection, points=[models.PointStruct(
+            id=point_id(experience.experience_id), vector=vector.tolist(),
+            payload=self._payload(experience))])
+
     def _payload(self, experience: Experience) -> dict[str, Any]:
         return _to_payload(experience) | {"model_id": self._embedder.model_id}
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
@@ -17,15 +18,16 @@ class TopicReport:
     partitions: int
 
 
-def admin_client(bootstrap: str) -> AdminClient:
-    return AdminClient({"bootstrap.servers": bootstrap})
+def admin_client(bootstrap: str, **overrides: Any) -> AdminClient:
+    return AdminClient({"bootstrap.servers": bootstrap, **overrides})
 
 
 def create_topics(
-    bootstrap: str, prefix: str, partitions: int = 3, timeout: float = 30.0
+    bootstrap: str, prefix: str, partitions: int = 3, timeout: float = 30.0,
+    client: dict[str, Any] | None = None,  # e.g. SASL settings (streams/acls.py)
 ) -> list[TopicReport]:
     """Create every missing topic of the catalog; existing ones are left as they are."""
-    admin = admin_client(bootstrap)
+    admin = admin_client(bootstrap, **(client or {}))
     existing = admin.list_topics(timeout=timeout).topics
     specs: list[TopicSpec] = catalog(partitions)
     missing = [s for s in specs if s.name(prefix) not in existing]

@@ -26,12 +26,12 @@ class EventConsumer:
     """Subscribes to topics; undecodable records go to the dead-letter topic, never stop it."""
 
     def __init__(self, bootstrap: str, group_id: str, topics: Sequence[str], deadletter: str,
-                 component: str) -> None:
+                 component: str, codec: Codec | None = None) -> None:
         self._consumer = Consumer(consumer_config(bootstrap, group_id))
         self._consumer.subscribe(list(topics))
         self._dead = Producer(producer_config(bootstrap))
         self._deadletter, self._component = deadletter, component
-        self._codec = Codec()
+        self._codec = codec or Codec()  # a CipherCodec opens personal fields (streams/personal)
         self.dead_letters = 0
 
     def poll(self, max_records: int = 2000, timeout: float = 0.2) -> list[Consumed]:

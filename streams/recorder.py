@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from types import TracebackType
@@ -22,8 +23,10 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from kaizen.schemas import model
 from kaizen.schemas.codec import Codec
+from kaizen.schemas.scope import check_scope
 from kaizen.streams.clients import producer_config
 from kaizen.streams.episode import Episode
+from kaizen.streams.redaction import Redactor
 from kaizen.streams.snapshot_log import SnapshotTail
 from kaizen.streams.spool import Spool, SpooledRecord
 
@@ -43,6 +46,7 @@ class RecorderStats:
     failed: int = 0
     spooled: int = 0
     dropped: int = 0
+    redacted: Counter[str] = field(default_factory=Counter)  # placeholders written, by kind
 
 
 class Recorder:
@@ -62,7 +66,9 @@ class Recorder:
         codec: Codec | None = None,
         producer_overrides: dict[str, Any] | None = None,
         follow_snapshots: str | None = None,
+        redactor: Redactor | None = None,  # None: the built-in detectors
     ) -> None:
+        check_scope(tenant, agent)  # a bad name is a configuration error: say so at attach time
         self.agent = agent
         self.tenant = tenant
         self.topic = topic
@@ -70,6 +76,7 @@ class Recorder:
         self.snapshot_id = snapshot_id  # the active behavior snapshot stamped on every event
         self.stats = RecorderStats()
         self._codec = codec or Codec()
+        self._redactor = redactor or Redactor.default()
         self._spool = Spool.claim(spool_dir.parent, spool_dir.name, spool_max_bytes)
         self._lock = threading.Lock()
         self._broker_down = False
@@ -121,11 +128,16 @@ class Recorder:
         return time.time_ns() // 1_000_000
 
     def emit(self, event: model.EpisodeEvent) -> None:
-        """Queue one event for delivery. Never blocks on the network and never raises for it."""
+        """Redact, then queue one event for delivery. Never blocks on the network and never
+        raises for it."""
+        found: Counter[str] = Counter()
+        event = self._redactor.redact_event(event, found)
         value = self._codec.encode(event)
         key = event.episode_id.encode()
         with self._lock:
             self.stats.emitted += 1
+            if found:
+                self.stats.redacted.update(found)
             order_key = self._next_order_key()
             if self._broker_down or len(self._spool):
                 self._to_spool(SpooledRecord(order_key, self.topic, key, value))

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from kaizen.schemas.codec import Codec
+from kaizen.streams.personal import codec_with_keys
 
 
 class ConfluentRegistry:
@@ -25,6 +27,7 @@ class ConfluentRegistry:
         return str(self._client.get_schema(schema_id).schema_str)
 
 
-def codec_for(registry_url: str) -> Codec:
-    """Single-object encoding without a registry; Confluent framing with one."""
-    return Codec(ConfluentRegistry(registry_url) if registry_url else None)
+def codec_for(registry_url: str, keys_path: Path | None = None) -> Codec:
+    """Single-object encoding without a registry; Confluent framing with one. With a key store,
+    personal fields are encrypted per user (streams/personal.py)."""
+    return codec_with_keys(keys_path, ConfluentRegistry(registry_url) if registry_url else None)

@@ -116,7 +116,8 @@ def _end_offsets(
 class TopicReader:
     """Reads a bounded range of one topic; `total` is known before reading (for progress)."""
 
-    def __init__(self, bootstrap: str, topic: str, bounds: Bounds, codec: Codec | None = None):
+    def __init__(self, bootstrap: str, topic: str, bounds: Bounds, codec: Codec | None = None,
+                 client: dict[str, Any] | None = None):  # client: e.g. SASL (streams/acls.py)
         self.topic = topic
         self._codec = codec or Codec()
         # A reader drains its queue as fast as the broker fills it: when the local queue hits
@@ -124,7 +125,8 @@ class TopicReader:
         # which stalled long reads for a second at a time.
         self._consumer = Consumer(
             consumer_config(bootstrap, f"kaizen-replay-{uuid.uuid4().hex}",
-                            **{"enable.auto.offset.store": False, "fetch.queue.backoff.ms": 10})
+                            **{"enable.auto.offset.store": False, "fetch.queue.backoff.ms": 10,
+                               **(client or {})})
         )
         metadata = self._consumer.list_topics(topic, timeout=10).topics.get(topic)
         if metadata is None or metadata.error is not None or not metadata.partitions:

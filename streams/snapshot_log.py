@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Producer, TopicPartition
 
-from kaizen.schemas import model
+from kaizen.schemas import model, scope
 from kaizen.schemas.codec import Codec, DecodeError
 from kaizen.streams.clients import consumer_config
 from kaizen.streams.publish import publish_events
@@ -73,7 +73,8 @@ class SnapshotTail:
 
 
 def scope_key(tenant: str, agent: str) -> bytes:
-    return f"{tenant}/{agent}".encode()
+    """The Kafka key of a scope's snapshot events: the one injective `schemas.scope` encoding."""
+    return scope.scope_key(tenant, agent).encode()
 
 
 def publish(bootstrap: str, topic: str, events: Sequence[model.SnapshotEvent],

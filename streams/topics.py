@@ -47,6 +47,8 @@ def catalog(partitions: int = 3) -> list[TopicSpec]:
                   "Behavior snapshot lifecycle; one partition keeps the whole history ordered."),
         TopicSpec("deadletter", "source topic/offset", 1, 4 * WEEK_MS, "delete",
                   "Records a component could not process, with the reason."),
+        TopicSpec("privacy", "tenant/user", 1, FOREVER, "delete",
+                  "Receipts of forgotten users (kaizen forget); a rebuild applies them."),
     ]
 
 
@@ -79,3 +81,7 @@ class Topics:
     @property
     def deadletter(self) -> str:
         return f"{self.prefix}.deadletter"
+
+    @property
+    def privacy(self) -> str:
+        return f"{self.prefix}.privacy"

@@ -16,6 +16,7 @@ from kaizen.cli import (
     backtest,
     demo,
     experiences,
+    forget,
     imports,
     process,
     rebuild,
@@ -31,7 +32,7 @@ from kaizen.settings import Settings, SettingsError, load_settings
 Handler = Callable[[argparse.Namespace, Settings], int]
 
 COMMANDS = (stack, replay, imports, backtest, process, experiences, serve, analytics, snapshots,
-            rebuild, demo)
+            forget, rebuild, demo)
 """The command modules, in the order `kaizen --help` lists them."""
 
 

@@ -10,6 +10,7 @@ from typing import Any
 from kaizen.cli.tables import render_table
 from kaizen.schemas import model
 from kaizen.schemas.records import to_json
+from kaizen.schemas.scope import scope_key
 from kaizen.settings import Settings
 from kaizen.streams.latest import latest_experiences
 from kaizen.streams.topics import Topics
@@ -43,7 +44,7 @@ def list_experiences(args: argparse.Namespace, settings: Settings) -> int:
             "status": x.status,
             "support": x.support_episodes,
             "users": x.support_users,
-            "scope": f"{x.tenant}/{x.agent}" + (f"/{x.user}" if x.user else ""),
+            "scope": scope_key(x.tenant, x.agent, *([x.user] if x.user else [])),
             "guidance": x.guidance if args.wide else x.guidance[:90],
         }
         for x in experiences

@@ -9,6 +9,8 @@ from typing import Any
 
 from kaizen.cli.options import parse_time_ms
 from kaizen.cli.tables import render_table
+from kaizen.client.api import ApiError, api_base, post_json
+from kaizen.processors.learning.snapshots import scope_of
 from kaizen.service.http_api import snapshot_rows
 from kaizen.service.snapshot_actions import Request, diff, events_for, read_log
 from kaizen.settings import Settings
@@ -21,12 +23,13 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     log = read_log(settings.bootstrap, topic)
     command = args.snapshots_command
     if command == "list":
-        scope = f"{args.tenant}/{args.agent}" if args.tenant and args.agent else None
+        scope = scope_of(args.tenant, args.agent) if args.tenant and args.agent else None
         rows = snapshot_rows(log, scope)
         for row in rows:
             row["snapshot_id"] = row["snapshot_id"][:12]
             row["parent"] = (row["parent"] or "")[:12]
             row["edge_cases"] = len(row["edge_cases"])
+            del row["tenant"], row["agent"]  # the scope column names them
         print(render_table(rows) if rows else "no snapshot events yet")
         for name in sorted(log.scopes):
             print(f"active {name}: {log.active(name) or '(none: all proposed lessons)'}")
@@ -42,6 +45,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if command == "diff":
         print(json.dumps(diff(log, args.a, args.b), indent=2))
         return 0
+    if settings.api_url or settings.api_token is not None:
+        return _via_api(args, settings)
     request = Request(command, args.tenant, args.agent, getattr(args, "snapshot_id", None)
                       or getattr(args, "to", None), parse_time_ms(getattr(args, "to_time", None)),
                       getattr(args, "to_offset", None), actor=args.actor, reason=args.reason)
@@ -53,6 +58,23 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     offsets = publish(settings.bootstrap, topic, events)
     for event, offset in zip(events, offsets, strict=True):
         print(f"{event.action:<11} {event.snapshot_id} at offset {offset}")
+    return 0
+
+
+def _via_api(args: argparse.Namespace, settings: Settings) -> int:
+    """The action through the service's API, as the token's identity (`--actor` is ignored):
+    what an operator does where only the service may write the snapshot log."""
+    body = {"tenant": args.tenant, "agent": args.agent, "reason": args.reason,
+            "snapshot_id": getattr(args, "snapshot_id", None) or getattr(args, "to", None),
+            "to_time_ms": parse_time_ms(getattr(args, "to_time", None)),
+            "to_offset": getattr(args, "to_offset", None)}
+    try:
+        answer = post_json(settings, f"/snapshots/{args.snapshots_command}", body)
+    except (ApiError, OSError) as error:
+        print(f"kaizen snapshots {args.snapshots_command}: {error}", file=sys.stderr)
+        return 2
+    for event_id in answer["events"]:
+        print(f"{args.snapshots_command:<11} event {event_id} (via {api_base(settings)})")
     return 0
 
 
@@ -84,5 +106,6 @@ def register(sub: Any) -> None:
 def _scope_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tenant", required=True)
     parser.add_argument("--agent", required=True)
-    parser.add_argument("--actor", default="cli", help="who is acting (recorded in the log)")
+    parser.add_argument("--actor", default="cli", help="who is acting (recorded in the log); "
+                        "with KAIZEN_API_TOKEN the token's identity is the actor")
     parser.add_argument("--reason")

@@ -10,7 +10,9 @@ from kaizen.settings import Settings
 
 
 def _stack(args: argparse.Namespace, settings: Settings) -> int:
-    return {"up": stack.up, "status": stack.status, "down": stack.down}[args.command](settings)
+    if args.command == "up":
+        return stack.up(settings, secure=args.secure)
+    return {"status": stack.status, "down": stack.down}[args.command](settings)
 
 
 def _topics(args: argparse.Namespace, settings: Settings) -> int:
@@ -23,7 +25,11 @@ def register(sub: Any) -> None:
         ("status", "show the local stack"),
         ("down", "stop the local Kafka broker (data is kept)"),
     ]:
-        sub.add_parser(name, help=text).set_defaults(handler=_stack)
+        command = sub.add_parser(name, help=text)
+        command.set_defaults(handler=_stack)
+        if name == "up":
+            command.add_argument("--secure", action="store_true",
+                                 help="SASL/SCRAM and ACLs per role (KAIZEN_KAFKA_SECURE)")
     topics = sub.add_parser("topics", help="manage the topic catalog")
     topics_sub = topics.add_subparsers(dest="topics_command", required=True)
     topics_sub.add_parser("create", help="create missing topics (idempotent)").set_defaults(

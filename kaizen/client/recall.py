@@ -7,17 +7,19 @@ works as long as no other process holds the embedded store.
 
 from __future__ import annotations
 
-import json
 import urllib.error
-import urllib.request
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+import structlog
+
+from kaizen.client.api import ApiError, post_json
 from kaizen.readmodel.lesson import Recalled, lesson_from_json
 from kaizen.readmodel.prompt import render_lessons
 from kaizen.settings import Settings, load_settings
 
 __all__ = ["Recalled", "recall", "render_lessons"]
+log = structlog.get_logger(__name__)
 
 
 def recall(
@@ -38,12 +40,11 @@ def recall(
     settings = settings or load_settings()
     body = {"task": task, "agent": agent, "tenant": tenant, "user": user,
             "tools": list(tools) if tools is not None else None, "k": k}
-    url = f"http://{settings.http_host}:{settings.http_port}/recall"
-    request = urllib.request.Request(url, json.dumps(body).encode(),  # noqa: S310 - local http
-                                     {"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
-            answer = json.loads(response.read())
+    try:  # with KAIZEN_API_TOKEN when the service requires tokens
+        answer = post_json(settings, "/recall", body, timeout)
+    except ApiError as error:  # refused (token, tenant): no lessons, and say why; never raise
+        log.error("recall refused by the service", status=error.status, error=str(error))
+        return []
     except urllib.error.URLError:
         return _recall_without_service(settings, body)
     return [lesson_from_json(x) for x in answer["lessons"]]

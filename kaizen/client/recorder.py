@@ -6,6 +6,7 @@ from typing import Any
 
 from kaizen.settings import Settings, load_settings
 from kaizen.streams.recorder import Recorder as _StreamsRecorder
+from kaizen.streams.redaction import Redactor
 from kaizen.streams.registry import codec_for
 from kaizen.streams.topics import Topics
 
@@ -38,7 +39,17 @@ class Recorder(_StreamsRecorder):
             spool_max_bytes=settings.spool_max_bytes,
             snapshot_id=snapshot_id,
             agent_version=agent_version,
-            codec=codec_for(settings.schema_registry_url),
+            codec=codec_for(settings.schema_registry_url, settings.personal_keys),
             follow_snapshots=Topics(settings.topic_prefix).snapshots if follow_snapshots else None,
+            redactor=overrides.pop("redactor", None) or redactor_for(settings),
+            producer_overrides={**settings.kafka_client,
+                                **(overrides.pop("producer_overrides", None) or {})},
             **overrides,
         )
+
+
+def redactor_for(settings: Settings) -> Redactor:
+    """The redaction step every ingest path runs, as configured (`KAIZEN_REDACT*`)."""
+    if not settings.redact:
+        return Redactor.disabled()
+    return Redactor.default(settings.redact_patterns, max_chars=settings.redact_max_chars)

@@ -21,7 +21,7 @@ import structlog
 from kaizen.processors.learning.evaluation import Evaluator
 from kaizen.processors.learning.snapshots import Policy
 from kaizen.schemas import model
-from kaizen.schemas.codec import Codec, DecodeError
+from kaizen.schemas.codec import DecodeError
 from kaizen.service.gate import Behavior
 from kaizen.service.stores import Stores
 from kaizen.settings import Settings
@@ -29,6 +29,7 @@ from kaizen.sinks.base import Sink
 from kaizen.sinks.library_sink import LibrarySink
 from kaizen.streams.admin import create_topics
 from kaizen.streams.consumer import EventConsumer
+from kaizen.streams.personal import codec_with_keys
 from kaizen.streams.replay import Bounds, TopicReader
 from kaizen.streams.snapshot_log import SnapshotTail, publish
 from kaizen.streams.topics import Topics
@@ -46,6 +47,7 @@ class SinkRunner:
             settings.bootstrap, f"{settings.topic_prefix}-sinks-v1",
             [topics.episodes, topics.signals, topics.patterns, topics.experiences,
              topics.snapshots], topics.deadletter, "sinks",
+            codec=codec_with_keys(settings.personal_keys),
         )
         self.library_sink = LibrarySink(stores.library, stores.index)
         self.library_sink.setup()
@@ -113,7 +115,7 @@ def restore_behavior(settings: Settings, behavior: Behavior, tail: SnapshotTail)
                          Bounds(from_time_ms=since))
     log.info("restoring behavior from the signals log", signals=reader.total,
              hours=settings.behavior_replay_hours)
-    codec, replayed = Codec(), 0
+    codec, replayed = codec_with_keys(settings.personal_keys), 0
     for record in (r for batch in reader.raw_batches() for r in batch):
         try:
             event = codec.decode(record.value)
@@ -138,8 +140,9 @@ def serve(settings: Settings, *, processors: bool = True, ready: threading.Event
     stop = stop or threading.Event()
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
-    from kaizen.service.http_api import make_server
+    from kaizen.service.http_api import auth_policy, make_server
 
+    auth_policy(settings)  # no tokens where they are required: refuse before starting anything
     create_topics(settings.bootstrap, settings.topic_prefix, settings.topic_partitions)
     stores = Stores.open(settings)
     behavior = make_behavior(settings, stores, policy, evaluators)

@@ -8,6 +8,11 @@
     GET  /snapshots     ?tenant=&agent=     (timeline and the active snapshot per scope)
     POST /snapshots/<approve|reject|activate|rollback>
                         {"tenant", "agent", "snapshot_id"?, "to_time_ms"?, "to_offset"?, "reason"?}
+
+Every route names the role it needs (`auth`: reader, operator, ingest) and `_guard` checks
+it, with the tenant, once per request: 401 without a valid token where one is required, 403 for a
+role or tenant the token lacks or a cross-origin POST, 415 for a POST that is not JSON. Reads
+return only the token's tenants; the actor of a snapshot action is the token's identity.
 """
 
 from __future__ import annotations
@@ -20,11 +25,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlparse
 
-from kaizen.processors.learning.snapshots import SnapshotLog
+from kaizen.processors.learning.snapshots import SnapshotLog, scope_of
 from kaizen.readmodel.index import recall_from_index
 from kaizen.schemas.records import to_json
+from kaizen.schemas.scope import parse_scope_key
+from kaizen.service import auth
 from kaizen.service.snapshot_actions import Request, events_for
-from kaizen.settings import Settings
+from kaizen.settings import Settings, SettingsError
 from kaizen.sinks import analytics
 
 if TYPE_CHECKING:
@@ -35,37 +42,52 @@ ANALYTICS = ("failures", "signatures", "repeats", "snapshots", "curve")
 DASHBOARD = Path(__file__).parent / "static" / "dashboard.html"
 
 
-def run_analytics(stores: Stores, name: str, params: dict[str, str]) -> list[dict[str, Any]]:
-    """One analytics query by name; the same function serves the CLI and the API."""
+def auth_policy(settings: Settings, host: str | None = None) -> auth.AuthPolicy:
+    """The API's token policy for a server bound to `host`; `SettingsError` says what to set."""
+    tokens = settings.api_tokens.get_secret_value() if settings.api_tokens else None
+    try:
+        return auth.load_policy(host or settings.http_host, tokens, settings.api_tokens_file,
+                                settings.api_require_tokens)
+    except ValueError as error:
+        raise SettingsError(str(error)) from None
+
+
+def run_analytics(stores: Stores, name: str, params: dict[str, str],
+                  tenants: frozenset[str] | None = None) -> list[dict[str, Any]]:
+    """One analytics query by name, over `tenants` (None: all); serves the CLI and the API."""
+    scoped = {"tenants": tenants}
     since = int(params.get("since", 0))
     until = int(params.get("until", analytics.END_OF_TIME))
     client = stores.clickhouse.client
     with stores.lock:
         if name == "failures":
             by = params.get("by", "tool")
-            return analytics.failure_rate(client, by, since, until)  # type: ignore[arg-type]
+            return analytics.failure_rate(client, by, since, until,  # type: ignore[arg-type]
+                                          **scoped)
         if name == "signatures":
             now = int(params.get("now", time.time() * 1000))
-            return analytics.new_signatures(client, int(params.get("hours", 24)), now)
+            return analytics.new_signatures(client, int(params.get("hours", 24)), now, **scoped)
         if name == "repeats":
-            return analytics.repeat_failures(client, since, until)
+            return analytics.repeat_failures(client, since, until, **scoped)
         if name == "snapshots":
-            return analytics.outcomes_by_snapshot(client)
+            return analytics.outcomes_by_snapshot(client, **scoped)
         if name == "curve":
-            return analytics.learning_curve(client, params["agent"],
-                                            int(params.get("bucket", 60)), params.get("tenant"))
+            return analytics.learning_curve(client, params["agent"], int(params.get("bucket", 60)),
+                                            params.get("tenant"), **scoped)
     raise KeyError(name)
 
 
-def snapshot_rows(log: SnapshotLog, scope: str | None = None) -> list[dict[str, Any]]:
-    """Every snapshot lifecycle event (of a scope), oldest first: the snapshot timeline."""
+def snapshot_rows(log: SnapshotLog, scope: str | None = None,
+                  tenants: frozenset[str] | None = None) -> list[dict[str, Any]]:
+    """Every snapshot lifecycle event (of a scope, of `tenants`), oldest first: the timeline."""
     rows = []
     for name, items in sorted(log.scopes.items()):
-        if scope is not None and name != scope:
+        if (scope is not None and name != scope) or not _of(name, tenants):
             continue
         for item in items:
             e = item.event
             rows.append({"offset": item.offset, "occurred_at": e.occurred_at, "scope": name,
+                         "tenant": e.tenant, "agent": e.agent,
                          "snapshot_id": e.snapshot_id, "action": e.action, "parent": e.parent_id,
                          "size": len(e.members), "added": len(e.added), "removed": len(e.removed),
                          "evaluator": e.evaluator, "verdict": e.verdict, "actor": e.actor,
@@ -73,8 +95,15 @@ def snapshot_rows(log: SnapshotLog, scope: str | None = None) -> list[dict[str, 
     return sorted(rows, key=lambda r: r["offset"])
 
 
+def _of(scope: str, tenants: frozenset[str] | None) -> bool:
+    """Is the scope key one of `tenants`' (None: every tenant)?"""
+    return tenants is None or parse_scope_key(scope)[0] in tenants
+
+
 def make_server(host: str, port: int, stores: Stores, settings: Settings,
                 behavior: Behavior | None = None) -> ThreadingHTTPServer:
+    policy = auth_policy(settings, host)
+
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib name
             return
@@ -95,6 +124,22 @@ def make_server(host: str, port: int, stores: Stores, settings: Settings,
             self.end_headers()
             self.wfile.write(data)
 
+        def _guard(self, role: auth.Role | None, tenant: str | None = None
+                   ) -> auth.Principal | None:
+            """The one auth check a route calls with its role; replies and returns None if
+            refused. Call it again with the tenant once a body names one."""
+            decision = auth.authorize(policy, self.command, self.headers, role, tenant)
+            if not decision.ok:
+                self._reply(decision.status, {"error": decision.reason})
+            return decision.principal if decision.ok else None
+
+        def _tenants(self, params: dict[str, str]) -> tuple[bool, frozenset[str] | None]:
+            """(allowed, tenants a read returns) for a reader; replies 401/403 when not."""
+            who = self._guard("reader", params.get("tenant"))
+            if who is None:
+                return False, frozenset()
+            return True, auth.readable_tenants(who, params.get("tenant"))[0]
+
         def do_GET(self) -> None:  # noqa: N802 - stdlib name
             url = urlparse(self.path)
             params = {k: v[-1] for k, v in parse_qs(url.query).items()}
@@ -105,23 +150,36 @@ def make_server(host: str, port: int, stores: Stores, settings: Settings,
                 elif parts == ["health"]:
                     self._reply(200, {"ok": True, "experiences": len(stores.index)})
                 elif len(parts) == 2 and parts[0] == "analytics" and parts[1] in ANALYTICS:
-                    self._reply(200, {"rows": run_analytics(stores, parts[1], params)})
+                    ok, tenants = self._tenants(params)
+                    if ok:
+                        self._reply(200, {"rows": run_analytics(stores, parts[1], params,
+                                                                tenants)})
                 elif parts == ["snapshots", "digest"] and behavior is not None:
+                    if self._guard("reader") is None:
+                        return
                     with behavior.lock:
                         digests = dict(behavior.digests)
                     self._reply(200, {"digests": digests})
                 elif parts == ["snapshots"] and behavior is not None:
-                    scope = (f"{params['tenant']}/{params['agent']}"
+                    ok, tenants = self._tenants(params)
+                    if not ok:
+                        return
+                    scope = (scope_of(params["tenant"], params["agent"])
                              if "tenant" in params and "agent" in params else None)
                     with behavior.lock:
-                        rows = snapshot_rows(behavior.log, scope)
-                        active = {name: behavior.log.active(name) for name in behavior.log.scopes}
+                        rows = snapshot_rows(behavior.log, scope, tenants)
+                        active = {name: behavior.log.active(name) for name in behavior.log.scopes
+                                  if _of(name, tenants)}
                     self._reply(200, {"events": rows, "active": active})
                 elif parts == ["experiences"]:
+                    ok, tenants = self._tenants(params)
+                    if not ok:
+                        return
                     found = stores.library.scroll(tenant=params.get("tenant"),
                                                   agent=params.get("agent"))
-                    self._reply(200, {"experiences": [to_json(e.experience)
-                                                      for e in found]})
+                    self._reply(200, {"experiences": [
+                        to_json(e.experience) for e in found
+                        if tenants is None or e.experience.tenant in tenants]})
                 else:
                     self._reply(404, {"error": f"no such endpoint: {url.path}"})
             except (KeyError, ValueError) as error:
@@ -130,26 +188,56 @@ def make_server(host: str, port: int, stores: Stores, settings: Settings,
         def do_POST(self) -> None:  # noqa: N802 - stdlib name
             parts = [p for p in urlparse(self.path).path.split("/") if p]
             if len(parts) == 2 and parts[0] == "snapshots" and behavior is not None:
-                self._snapshot_action(parts[1])
+                who = self._guard("operator")
+                if who is not None:
+                    self._snapshot_action(parts[1], who)
+                return
+            if parts == ["forget"]:
+                self._forget()
                 return
             if parts != ["recall"]:
                 self._reply(404, {"error": "no such endpoint"})
                 return
+            if self._guard("reader") is None:
+                return
             try:
                 length = int(self.headers.get("Content-Length", 0))
                 body = json.loads(self.rfile.read(length) or b"{}")
+                if self._guard("reader", str(body["tenant"])) is None:
+                    return
                 self._reply(200, recall_from_index(stores.index, body))
             except (KeyError, ValueError, TypeError) as error:
                 self._reply(HTTPStatus.BAD_REQUEST, {"error": f"bad request: {error}"})
 
-        def _snapshot_action(self, action: str) -> None:
+        def _forget(self) -> None:
+            """POST /forget {"tenant", "user"}: operator of that tenant (kaizen/forget.py)."""
+            from kaizen.service.forget import forget
+
+            if self._guard("operator") is None:
+                return
+            try:
+                length = int(self.headers.get("Content-Length", 0))
+                body = json.loads(self.rfile.read(length) or b"{}")
+                who = self._guard("operator", str(body["tenant"]))
+                if who is None:
+                    return
+                receipt = forget(settings, stores, str(body["tenant"]), str(body["user"]),
+                                 actor=who.identity)
+                self._reply(200, to_json(receipt))
+            except (KeyError, ValueError, TypeError) as error:
+                self._reply(HTTPStatus.BAD_REQUEST, {"error": f"bad request: {error}"})
+
+        def _snapshot_action(self, action: str, who: auth.Principal) -> None:
             assert behavior is not None
             try:
                 length = int(self.headers.get("Content-Length", 0))
                 body = json.loads(self.rfile.read(length) or b"{}")
+                if self._guard("operator", str(body["tenant"])) is None:
+                    return
+                # the actor is who the token says, never a body field
                 request = Request(action, body["tenant"], body["agent"], body.get("snapshot_id"),
                                   body.get("to_time_ms"), body.get("to_offset"),
-                                  body.get("actor", "api"), body.get("reason"))
+                                  who.identity, body.get("reason"))
                 with behavior.lock:
                     events = events_for(behavior.log, request)
                 behavior.publish(events)

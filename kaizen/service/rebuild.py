@@ -22,14 +22,16 @@ from kaizen.processors.learning.signatures import error_signature
 from kaizen.processors.learning.snapshots import SnapshotLog
 from kaizen.readmodel.index import RecallIndex
 from kaizen.schemas import model
-from kaizen.schemas.codec import SINGLE_OBJECT_HEADER_SIZE, Codec, DecodeError, single_object_header
+from kaizen.schemas.codec import SINGLE_OBJECT_HEADER_SIZE, DecodeError, single_object_header
 from kaizen.schemas.container import container
 from kaizen.service.snapshot_actions import behavior_digest
 from kaizen.settings import Settings
 from kaizen.sinks.clickhouse import ClickHouseSink
 from kaizen.sinks.clickhouse_bulk import BulkLoadError, bulk_loaders
+from kaizen.sinks.forget import forget_in_stores
 from kaizen.sinks.library_sink import LibrarySink
 from kaizen.sinks.qdrant_library import ExperienceLibrary
+from kaizen.streams.personal import codec_with_keys
 from kaizen.streams.replay import Bounds, RawRecord, TopicReader
 from kaizen.streams.topics import Topics
 
@@ -73,19 +75,21 @@ class _Stores:
 
     BULK_RECORDS = 50_000
 
-    def __init__(self, target: Path) -> None:
+    def __init__(self, target: Path, keys_path: Path | None = None) -> None:
         (target / "clickhouse").mkdir(parents=True, exist_ok=True)
         self.clickhouse = ClickHouseSink(f"chdb://{(target / 'clickhouse').resolve()}",
                                          signature_of=error_signature, max_batch=20_000)
         self.clickhouse.setup()
         self.library = ExperienceLibrary.open(path=target / "qdrant")
         self.library_sink = LibrarySink(self.library, RecallIndex(self.library.embedder))
+        # ClickHouse cannot open per-user ciphertext: with encryption every record goes one by one
         self.bulk = {single_object_header(loader.schema): loader
-                     for loader in bulk_loaders(self.clickhouse.client, error_signature)}
+                     for loader in bulk_loaders(self.clickhouse.client, error_signature)
+                     if keys_path is None}
         self.pending: dict[bytes, list[RawRecord]] = {header: [] for header in self.bulk}
         self.loading: tuple[list[RawRecord], Future[None]] | None = None
         self.loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bulk-load")
-        self.codec, self.skipped = Codec(), 0
+        self.codec, self.skipped = codec_with_keys(keys_path), 0
 
     def add(self, records: list[RawRecord]) -> None:
         for record in records:
@@ -149,7 +153,7 @@ def rebuild(settings: Settings, to_offset: int, target: Path, progress: bool = F
             ) -> RebuildReport:
     started = time.perf_counter()
     state, as_of_ms = _snapshot_log(settings, to_offset)
-    stores = _Stores(target)
+    stores = _Stores(target, settings.personal_keys)
     setup_seconds = time.perf_counter() - started
     topics = Topics(settings.topic_prefix)
     events = 0
@@ -166,9 +170,24 @@ def rebuild(settings: Settings, to_offset: int, target: Path, progress: bool = F
                     events += len(batch)
                     bar.update(len(batch))
         stores.flush()
+        apply_receipts(settings, stores.clickhouse, stores.library)
     finally:
         stores.close()
     active = state.as_of_offset(to_offset)
     return RebuildReport(to_offset, as_of_ms, events - stores.skipped,
                          time.perf_counter() - started, behavior_digest(state, to_offset), active,
                          stores.skipped, setup_seconds)
+
+
+def apply_receipts(settings: Settings, clickhouse: ClickHouseSink,
+                   library: ExperienceLibrary) -> int:
+    """Forget again every user the privacy topic says was forgotten, whatever the as-of time of
+    the rebuild: a forgotten user never comes back from the log. Returns how many."""
+    try:
+        reader = TopicReader(settings.bootstrap, Topics(settings.topic_prefix).privacy, Bounds())
+    except ValueError:  # a deployment from before the privacy topic
+        return 0
+    receipts = [r.event for r in reader.records() if isinstance(r.event, model.ForgetReceipt)]
+    for receipt in receipts:
+        forget_in_stores(clickhouse.client, library, None, receipt.tenant, receipt.user)
+    return len(receipts)

@@ -9,11 +9,12 @@ from kaizen.settings import Settings
 from kaizen.streams.admin import create_topics as create_catalog_topics
 
 
-def launcher(settings: Settings) -> KafkaLauncher:
+def launcher(settings: Settings, secure: bool = False) -> KafkaLauncher:
     return KafkaLauncher(
         home=settings.home, port=settings.kafka_port, controller_port=settings.controller_port,
         cache_dir=settings.jar_cache,
         port_options="KAIZEN_KAFKA_PORT / KAIZEN_KAFKA_CONTROLLER_PORT",
+        secure=secure or settings.kafka_secure,
     )
 
 
@@ -25,14 +26,19 @@ def _local_only(settings: Settings) -> bool:
     return False
 
 
-def up(settings: Settings) -> int:
+def up(settings: Settings, secure: bool = False) -> int:
     if not _local_only(settings):
         return 0
+    local = launcher(settings, secure)
     try:
-        print(f"kafka: {launcher(settings).up()} at {settings.bootstrap}")
+        print(f"kafka: {local.up()} at {settings.bootstrap}")
     except KafkaLauncherError as error:
         print(f"kaizen up: {error}", file=sys.stderr)
         return 1
+    if local.secure:
+        from kaizen.service.stack_secure import secure_up
+
+        return secure_up(settings, local)
     return create_topics(settings)
 
 
@@ -54,7 +60,8 @@ def down(settings: Settings) -> int:
 
 def create_topics(settings: Settings) -> int:
     reports = create_catalog_topics(
-        settings.bootstrap, settings.topic_prefix, settings.topic_partitions
+        settings.bootstrap, settings.topic_prefix, settings.topic_partitions,
+        client=settings.kafka_client,
     )
     for report in reports:
         print(f"topic {report.name:<28} {report.action:<8} partitions={report.partitions}")

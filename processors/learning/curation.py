@@ -61,6 +61,7 @@ from kaizen.schemas.model import (
     ToolCallPatch,
     Trigger,
 )
+from kaizen.schemas.scope import scope_key
 
 #: Namespace of experience event ids (uuid5), fixed forever: replays must give the same ids.
 EXPERIENCE_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "kaizen:experiences:v1")
@@ -77,9 +78,9 @@ DEFAULT_EXTRACTOR: Extractor = DeterministicExtractor()
 def curation_key(signal: Signal) -> str | None:
     """Table key of a signal: tenant/agent/signature, tenant/agent/user:<user>, or None."""
     if signal.kind in ("recovery", "failure") and signal.signature:
-        return f"{signal.tenant}/{signal.agent}/{signal.signature}"
+        return f"{scope_key(signal.tenant, signal.agent)}/{signal.signature}"
     if signal.kind == "correction" and signal.user and (signal.correction or "").strip():
-        return f"{signal.tenant}/{signal.agent}/user:{signal.user}"
+        return f"{scope_key(signal.tenant, signal.agent)}/user:{signal.user}"
     return None  # ratings, outcomes; corrections nobody can be credited with
 
 

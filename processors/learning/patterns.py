@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kaizen.schemas.model import EpisodeEvent, Pattern, ToolResult
+from kaizen.schemas.scope import scope_key
 
 #: Namespace of pattern event ids (uuid5), fixed forever: replays must give the same ids.
 PATTERN_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "kaizen:patterns:v1")
@@ -293,7 +294,7 @@ def _pattern(
         status = "spiking"
     else:
         status = "steady"
-    key = f"{event.agent}/{signature}/{start}/{sig.failures}"
+    key = f"{scope_key(event.agent)}/{signature}/{start}/{sig.failures}"
     return Pattern(
         event_id=str(uuid.uuid5(PATTERN_NAMESPACE, key)),
         occurred_at=event.occurred_at,

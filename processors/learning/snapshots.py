@@ -33,6 +33,7 @@ from kaizen.processors.learning.evaluation import Evaluation, latest_by_evaluato
 from kaizen.schemas.content import content_hash
 from kaizen.schemas.model import Experience, Member, SnapshotEvent
 from kaizen.schemas.records import from_record, to_record
+from kaizen.schemas.scope import scope_key
 
 #: Namespace of snapshot event ids (uuid5), fixed forever: replays must give the same ids.
 SNAPSHOT_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "kaizen:snapshots:v1")
@@ -42,8 +43,8 @@ DECISIONS = ("approved", "rejected")
 
 
 def scope_of(tenant: str, agent: str) -> str:
-    """The key of a scope on `kaizen.snapshots` and in every per-scope table."""
-    return f"{tenant}/{agent}"
+    """The key of a scope on `kaizen.snapshots` and in every per-scope table (`scope_key`)."""
+    return scope_key(tenant, agent)
 
 
 def snapshot_id(tenant: str, agent: str, members: Iterable[Member]) -> str:
@@ -322,7 +323,7 @@ def _reasons_to_wait(
 def _event(tenant: str, agent: str, sid: str, action: str, occurred_at: int, discriminator: str,
            **fields: Any) -> SnapshotEvent:
     """A snapshot event whose id is uuid5 over scope, snapshot, action, discriminator and time."""
-    key = f"{tenant}/{agent}/{sid}/{action}/{discriminator}/{occurred_at}"
+    key = f"{scope_key(tenant, agent)}/{sid}/{action}/{discriminator}/{occurred_at}"
     eid = str(uuid.uuid5(SNAPSHOT_NAMESPACE, key))
     return SnapshotEvent(eid, occurred_at, tenant, agent, sid, action, **fields)
 

@@ -77,7 +77,7 @@ def _run(records: list[Record], batch: int = 1) -> dict[str, list[bytes]]:
 
 def _latest_experiences(out: dict[str, list[bytes]]) -> dict[str, tuple[Any, ...]]:
     latest: dict[str, tuple[Any, ...]] = {}
-    for value in out.get("kaizen.experiences", []):
+    for value in out.get("kaizen.cli.experiences", []):
         x = CODEC.decode(value)
         assert isinstance(x, model.Experience)
         latest[x.experience_id] = (x.version, x.support_episodes, x.status, x.guidance)
@@ -98,7 +98,7 @@ def test_outputs_do_not_depend_on_how_the_stream_is_cut_into_batches(seed: int, 
     log = _log(seed)
     one_by_one = _run(log)
     assert _run(log, batch) == one_by_one
-    assert one_by_one["kaizen.experiences"] and one_by_one["kaizen.patterns"]
+    assert one_by_one["kaizen.cli.experiences"] and one_by_one["kaizen.patterns"]
     outcomes = [signal.outcome for value in one_by_one["kaizen.signals"]
                 if (signal := CODEC.decode(value)) and isinstance(signal, model.Signal)]
     assert "abandoned" in outcomes
@@ -124,3 +124,16 @@ def test_an_undecodable_record_becomes_a_dead_letter_with_its_position() -> None
     assert (decoded.source_partition, decoded.source_offset, decoded.value) == (2, 41,
                                                                                record.value)
     assert decoded.reason
+
+
+def test_an_event_whose_names_cannot_be_a_scope_becomes_a_dead_letter_with_the_reason() -> None:
+    router = Router(ProcessorConfig(bootstrap="unused"))
+    bad = episode_event(model.EpisodeStarted("task"), tenant="acme", agent="bot\x00", user="u1")
+    record = Record("kaizen.episodes", 0, 7, b"ep-1", CODEC.encode(bad))
+    letter = router.decode_episode_event(record, "assemble")
+    assert isinstance(letter, Outgoing) and letter.topic == "kaizen.deadletter"
+    decoded = CODEC.decode(letter.value)
+    assert isinstance(decoded, model.DeadLetter) and "control character" in decoded.reason
+    slashed = episode_event(model.EpisodeStarted("task"), tenant="c/x", agent="y")
+    assert router.decode_episode_event(Record("kaizen.episodes", 0, 8, b"e",
+                                              CODEC.encode(slashed)), "assemble") == slashed

@@ -199,3 +199,32 @@ def test_learning_curve(client: Client, agent: str, bucket_s: int, tenant: str |
 def test_learning_curve_rejects_empty_buckets(client: Client) -> None:
     with pytest.raises(ValueError):
         analytics.learning_curve(client, "support-bot", 0)
+
+
+def _only(tenant: str) -> list[model.Event]:
+    """The fleet as a store holding one tenant (and the cross-tenant lessons) would see it."""
+    return [e for e in EVENTS if getattr(e, "tenant", None) in (tenant, "*")]
+
+
+@pytest.mark.parametrize("tenant", ["acme", "globex"])
+def test_tenant_scoped_analytics_equal_the_answers_over_that_tenant_alone(
+        client: Client, tenant: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the API shows a reader of one tenant: every query as if the store held only it."""
+    scoped = frozenset({tenant})
+    since, until = WINDOWS[0]
+    monkeypatch.setattr(__import__(__name__, fromlist=["EVENTS"]), "EVENTS", _only(tenant))
+    assert {r["key"] for r in analytics.failure_rate(client, "tenant", tenants=scoped)} == {tenant}
+    for by in ("tool", "agent"):
+        calls: dict[str, int] = defaultdict(int)
+        for s in results(since, until):
+            calls[s[by]] += 1
+        got = analytics.failure_rate(client, by, tenants=scoped)  # type: ignore[arg-type]
+        assert {r["key"]: r["calls"] for r in got} == dict(calls)
+    assert all(r["tenants"] == 1 for r in analytics.new_signatures(
+        client, 1000, T0 + 70 * HOUR, tenants=scoped))
+    assert analytics.repeat_failures(client, since, until, tenants=scoped) == _repeat_failures(
+        since, until)
+    outcomes = analytics.outcomes_by_snapshot(client, tenants=scoped)
+    assert sum(r["episodes"] for r in outcomes) == sum(
+        1 for ep in _episodes().values() if ep["outcome"] is not None)
+    assert analytics.failure_rate(client, "tool", tenants=frozenset()) == []

@@ -1,0 +1,43 @@
+"""Everything a deployment holds, as text: every topic's records, every ClickHouse table's rows and
+every Qdrant point's payload. Privacy tests search it for strings that must not be there."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from kaizen.schemas.records import to_json
+from kaizen.sinks.clickhouse import ClickHouseSink
+from kaizen.sinks.qdrant_library import ExperienceLibrary
+from kaizen.streams.replay import Bounds, TopicReader
+from kaizen.streams.topics import Topics
+
+
+def topics_text(bootstrap: str, topics: Topics) -> str:
+    """Every record of every main topic, decoded to JSON (undecodable ones as raw bytes)."""
+    out = []
+    for topic in (topics.episodes, topics.signals, topics.patterns, topics.experiences,
+                  topics.snapshots, topics.deadletter):
+        for record in TopicReader(bootstrap, topic, Bounds()).records():
+            event = record.event
+            out.append(json.dumps(to_json(event), default=str) if event is not None
+                       else repr(record))
+    return "\n".join(out)
+
+
+def stores_text(home: Path) -> str:
+    """Every row of every ClickHouse table and every Qdrant payload under a service's home."""
+    out = []
+    sink = ClickHouseSink(f"chdb://{(home / 'clickhouse').resolve()}",
+                          signature_of=lambda tool, error: "")
+    try:
+        tables = [row[0] for row in sink.client.query("SHOW TABLES").result_rows]
+        for table in tables:
+            for row in sink.client.query(f"SELECT * FROM `{table}`").result_rows:
+                out.append(f"{table}: {row!r}")
+    finally:
+        sink.close()
+    with ExperienceLibrary.open(path=home / "qdrant") as library:
+        for entry in library.scroll():
+            out.append(json.dumps(to_json(entry.experience), default=str))
+    return "\n".join(out)
