@@ -3,10 +3,15 @@
 Asks the running `kaizen serve` (which owns the embedded stores and keeps the in-process index of
 the active behavior set current). Without a service it opens the experience library itself, which
 works as long as no other process holds the embedded store.
+
+An agent is never hurt by recall: a slow, broken or absent service, a reset connection, an answer
+that is not what was asked for, or a busy store all give no lessons and one warning (per reason,
+rate-limited), never an exception.
 """
 
 from __future__ import annotations
 
+import http.client
 import json
 import urllib.error
 import urllib.request
@@ -18,7 +23,10 @@ from kaizen.schemas.records import from_record
 from kaizen.settings import Settings, load_settings
 from kaizen.sinks.prompt import render_lessons
 from kaizen.sinks.recall_index import Recalled, RecallIndex
+from kaizen.streams.limits import limiter
 from kaizen.streams.replay import event_as_dict
+
+_warn = limiter(__name__, every=300.0)
 
 __all__ = ["Recalled", "recall", "render_lessons", "recall_from_index"]
 
@@ -57,19 +65,36 @@ def recall(
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
             answer = json.loads(response.read())
-    except urllib.error.URLError:
+        return [_from_json(x) for x in answer["lessons"]]
+    except urllib.error.HTTPError as error:
+        return _no_lessons("recall service answered with an error", error, url)
+    except urllib.error.URLError:  # no service there: ask the library itself
         return _recall_without_service(settings, body)
-    return [_from_json(x) for x in answer["lessons"]]
+    except (OSError, http.client.HTTPException) as error:  # timeout, reset, truncated answer
+        return _no_lessons("recall service did not answer", error, url)
+    except (ValueError, KeyError, TypeError, AttributeError) as error:
+        return _no_lessons("recall service gave an answer that is not lessons", error, url)
+
+
+def _no_lessons(reason: str, error: BaseException, where: str) -> list[Recalled]:
+    _warn.warning(reason + "; no lessons this time", error=repr(error), where=where)
+    return []
 
 
 def _recall_without_service(settings: Settings, body: Mapping[str, Any]) -> list[Recalled]:
-    from kaizen.service import open_library
+    try:
+        from kaizen.service import open_library
 
-    library = open_library(settings)
+        library = open_library(settings)
+    except Exception as error:  # noqa: BLE001 - store busy, not installed, unreadable
+        return _no_lessons("no recall service and the library cannot be opened", error,
+                           str(settings.home))
     try:
         index = RecallIndex(library.embedder)
         index.load(library.scroll(tenant=body["tenant"], agent=body["agent"]))
         return [_from_json(x) for x in recall_from_index(index, body)["lessons"]]
+    except Exception as error:  # noqa: BLE001 - whatever the embedded store raises
+        return _no_lessons("recall from the library failed", error, str(settings.home))
     finally:
         library.close()
 
