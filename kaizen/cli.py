@@ -104,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     process.add_argument("--faust-baseline", action="store_true",
                          help="run faust alone (take the episodes, do nothing): the ceiling of "
                               "faust on this machine, for sizing (bench/process.py prints it)")
+    process.add_argument("--parent-fd", type=int, help=argparse.SUPPRESS)  # set by serve
     process.set_defaults(handler=_process)
 
     experiences = sub.add_parser("experiences", help="the lessons learned so far")
@@ -133,6 +134,10 @@ def build_parser() -> argparse.ArgumentParser:
     from kaizen.rebuild import add_parser as add_rebuild
 
     add_rebuild(sub)
+
+    from kaizen.deadletters import add_parser as add_deadletters
+
+    add_deadletters(sub)
 
     from kaizen.demo.run import add_parser as add_demo
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -73,7 +74,8 @@ def snapshot_rows(log: SnapshotLog, scope: str | None = None) -> list[dict[str, 
 
 
 def make_server(host: str, port: int, stores: Stores, settings: Settings,
-                behavior: Behavior | None = None) -> ThreadingHTTPServer:
+                behavior: Behavior | None = None,
+                health: Callable[[], dict[str, Any]] | None = None) -> ThreadingHTTPServer:
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib name
             return
@@ -102,7 +104,8 @@ def make_server(host: str, port: int, stores: Stores, settings: Settings,
                 if not parts:
                     self._reply_html(DASHBOARD.read_bytes())
                 elif parts == ["health"]:
-                    self._reply(200, {"ok": True, "experiences": len(stores.index)})
+                    self._reply(200, health() if health is not None else
+                                {"ok": True, "status": "ok", "experiences": len(stores.index)})
                 elif len(parts) == 2 and parts[0] == "analytics" and parts[1] in ANALYTICS:
                     self._reply(200, {"rows": run_analytics(stores, parts[1], params)})
                 elif parts == ["snapshots", "digest"] and behavior is not None:

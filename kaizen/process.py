@@ -6,10 +6,14 @@ Start as many as you like: workers of one deployment share the partitions (one c
 from __future__ import annotations
 
 import argparse
+import os
+import signal
+import threading
 
 from kaizen.processors.config import ProcessorConfig
 from kaizen.settings import Settings
 from kaizen.streams.admin import create_topics
+from kaizen.supervision import watch_parent
 
 
 def processor_config(settings: Settings, app_id: str | None = None) -> ProcessorConfig:
@@ -21,12 +25,21 @@ def processor_config(settings: Settings, app_id: str | None = None) -> Processor
         data_dir=settings.home / "processors",
         min_support=settings.min_support,
         idle_ms=int(settings.episode_idle_seconds * 1000),
+        limits=settings.limits,
     )
+
+
+def _orphaned() -> None:
+    """The parent is gone: stop like on SIGTERM, and for good after 15 s whatever faust does."""
+    os.kill(os.getpid(), signal.SIGTERM)
+    threading.Timer(15.0, os._exit, args=(1,)).start()
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from kaizen.processors.app import run_worker  # imports faust: only when a worker is wanted
 
+    if args.parent_fd is not None:  # a child of `kaizen serve`: die with it
+        watch_parent(args.parent_fd, _orphaned)
     create_topics(settings.bootstrap, settings.topic_prefix, settings.topic_partitions)
     run_worker(processor_config(settings), loglevel=args.faust_log_level,
                baseline=args.faust_baseline)

@@ -9,8 +9,6 @@ stores in embedded mode goes through this process.
 from __future__ import annotations
 
 import signal
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Sequence
@@ -20,6 +18,7 @@ from typing import Any
 import structlog
 
 from kaizen.behavior import Behavior
+from kaizen.processors.config import CURATION_TOPIC, TOOL_RESULTS_TOPIC
 from kaizen.processors.learning.evaluation import Evaluator
 from kaizen.processors.learning.signatures import error_signature
 from kaizen.processors.learning.snapshots import Policy
@@ -33,9 +32,11 @@ from kaizen.sinks.qdrant_library import ExperienceLibrary
 from kaizen.sinks.recall_index import RecallIndex
 from kaizen.streams.admin import create_topics
 from kaizen.streams.consumer import EventConsumer
+from kaizen.streams.lag import LagProbe
 from kaizen.streams.replay import Bounds, TopicReader
 from kaizen.streams.snapshot_log import SnapshotTail, publish
 from kaizen.streams.topics import Topics
+from kaizen.supervision import GroupWatch, Health, ProcessorsChild, Status, supervise
 
 log = structlog.get_logger(__name__)
 
@@ -81,11 +82,15 @@ class SinkRunner:
     def __init__(self, settings: Settings, stores: Stores, behavior: Behavior | None = None
                  ) -> None:
         topics = Topics(settings.topic_prefix)
-        self.consumer = EventConsumer(
-            settings.bootstrap, f"{settings.topic_prefix}-sinks-v1",
-            [topics.episodes, topics.signals, topics.patterns, topics.experiences,
-             topics.snapshots], topics.deadletter, "sinks",
-        )
+        kinds = {topics.episodes: "episodes", topics.signals: "signals",
+                 topics.patterns: "patterns", topics.experiences: "experiences",
+                 topics.snapshots: "snapshots"}
+        self.group = sinks_group(settings)
+        self.topics = list(kinds)
+        # the processors read the episodes first and write their dead letters (one per record)
+        self.consumer = EventConsumer(settings.bootstrap, self.group, kinds, topics.deadletter,
+                                      "sinks", limits=settings.limits,
+                                      letters_by_others=[topics.episodes])
         self.library_sink = LibrarySink(stores.library, stores.index)
         self.library_sink.setup()
         self.stores = stores
@@ -99,7 +104,12 @@ class SinkRunner:
             while not self.stop.is_set():
                 self.step()
         finally:
+            self.close()
+
+    def close(self) -> None:
+        try:
             self.flush()
+        finally:
             self.consumer.close()
 
     def step(self) -> None:
@@ -133,11 +143,21 @@ def make_behavior(settings: Settings, stores: Stores, policy: Policy | None = No
                     policy=policy, evaluators=evaluators)
 
 
-def run_gate(behavior: Behavior, tail: SnapshotTail, every: float, stop: threading.Event) -> None:
-    """Look for candidates every `every` seconds, once the snapshot log has been read."""
+def sinks_group(settings: Settings) -> str:
+    return f"{settings.topic_prefix}-sinks-v1"
+
+
+def run_gate(behavior: Behavior, tail: SnapshotTail, every: float, stop: threading.Event,
+             status: Status | None = None) -> None:
+    """Look for candidates every `every` seconds, once the snapshot log has been read; a gate
+    run that raises is reported and retried with a backoff (`kaizen/supervision.py`)."""
     tail.wait_caught_up(60)
-    while not stop.wait(every):
-        behavior.gate()
+
+    def once() -> None:
+        if not stop.wait(every):
+            behavior.gate()
+
+    supervise(status or Status("gate"), once, stop)
 
 
 def restore_behavior(settings: Settings, behavior: Behavior, tail: SnapshotTail) -> int:
@@ -164,9 +184,15 @@ def restore_behavior(settings: Settings, behavior: Behavior, tail: SnapshotTail)
     return replayed
 
 
-def start_processors(settings: Settings) -> subprocess.Popen[bytes]:
-    """The stream processors in a child process (faust wants its own event loop)."""
-    return subprocess.Popen([sys.executable, "-m", "kaizen.cli", "process"])
+def make_health(settings: Settings, runner: SinkRunner, probe: LagProbe) -> Health:
+    """/health: the sinks' and processors' groups (the processors' internal topics included)."""
+    topics = Topics(settings.topic_prefix)
+    processors_topics = [topics.episodes, f"{settings.topic_prefix}.{TOOL_RESULTS_TOPIC}",
+                         f"{settings.topic_prefix}.{CURATION_TOPIC}"]
+    groups = {"sinks": GroupWatch(runner.group, runner.topics),
+              "processors": GroupWatch(f"{settings.topic_prefix}-processors", processors_topics)}
+    return Health(probe, groups, stall_seconds=settings.health_stall_seconds,
+                  max_lag=settings.health_max_lag)
 
 
 def serve(settings: Settings, *, processors: bool = True, ready: threading.Event | None = None,
@@ -186,13 +212,22 @@ def serve(settings: Settings, *, processors: bool = True, ready: threading.Event
                         behavior.on_snapshot_event).start()
     restore_behavior(settings, behavior, tail)
     runner = SinkRunner(settings, stores, behavior)
-    child = start_processors(settings) if processors else None
-    server = make_server(settings.http_host, settings.http_port, stores, settings, behavior)
+    probe = LagProbe(settings.bootstrap)
+    health = make_health(settings, runner, probe)
+    health.extra["experiences"] = lambda: len(stores.index)
+    child = ProcessorsChild(health.part("processors")) if processors else None
+    if child is not None:
+        child.start()
+        health.extra["processors"] = lambda: {"pid": child.pid, **child.status.as_json()}
+    server = make_server(settings.http_host, settings.http_port, stores, settings, behavior,
+                         health=health.report)
     gate_stop = threading.Event()
-    threads = [threading.Thread(target=runner.run, name="kaizen-sinks", daemon=True),
+    threads = [threading.Thread(target=supervise, name="kaizen-sinks", daemon=True,
+                                args=(health.part("sinks"), runner.step, runner.stop)),
                threading.Thread(target=server.serve_forever, name="kaizen-http", daemon=True),
                threading.Thread(target=run_gate, name="kaizen-gate", daemon=True,
-                                args=(behavior, tail, settings.gate_seconds, gate_stop))]
+                                args=(behavior, tail, settings.gate_seconds, gate_stop,
+                                      health.part("gate")))]
     for thread in threads:
         thread.start()
     log.info("kaizen serving", http=f"http://{settings.http_host}:{server.server_port}",
@@ -201,11 +236,9 @@ def serve(settings: Settings, *, processors: bool = True, ready: threading.Event
     if ready is not None:
         ready.set()
     try:
-        while not stop.is_set():
-            time.sleep(0.2)
-            if child is not None and child.poll() is not None:
-                log.error("processors exited; restarting", code=child.returncode)
-                child = start_processors(settings)
+        while not stop.wait(0.2):
+            if child is not None:
+                child.check()
     except KeyboardInterrupt:
         pass
     finally:
@@ -214,13 +247,10 @@ def serve(settings: Settings, *, processors: bool = True, ready: threading.Event
         tail.stop()
         runner.stop.set()
         threads[0].join(30)
+        runner.close()
         if child is not None:
-            child.terminate()
-            try:
-                child.wait(15)
-            except subprocess.TimeoutExpired:  # a worker stuck on an unreachable broker
-                child.kill()
-                child.wait(10)
+            child.stop()
+        probe.close()
         stores.close()
     return 0
 

@@ -11,6 +11,8 @@ from pathlib import Path
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from kaizen.schemas.boundary import Limits
+
 
 class SettingsError(ValueError):
     """Configuration that cannot work, with a message that names the variable to fix."""
@@ -59,6 +61,26 @@ class Settings(BaseSettings):
         "per-lesson effects and the gate's edge cases (they are kept in memory)."
     )
 
+    max_record_bytes: int = Field(
+        1024 * 1024, ge=1024, description="Largest record a topic accepts; larger ones are "
+        "dead-lettered (cut, referenced by topic/partition/offset)."
+    )
+    max_future_skew_seconds: float = Field(
+        86400.0, ge=0, description="How far an event time may be ahead of its record's "
+        "timestamp; later events are dead-lettered and move no watermark (0: off)."
+    )
+    max_past_skew_seconds: float = Field(
+        0.0, ge=0, description="How far an event time may be behind its record's timestamp "
+        "(0: off, the default, since `kaizen import` backfills old logs)."
+    )
+    health_stall_seconds: float = Field(
+        30.0, gt=0, description="A consumer with lag that has not moved for this long is "
+        "reported stuck by /health."
+    )
+    health_max_lag: int = Field(
+        100_000, ge=1, description="Records a consumer may be behind before /health says so."
+    )
+
     @field_validator("log_format")
     @classmethod
     def _known_format(cls, value: str) -> str:
@@ -82,6 +104,12 @@ class Settings(BaseSettings):
     @property
     def qdrant_path(self) -> Path:
         return self.home / "qdrant"
+
+    @property
+    def limits(self) -> Limits:
+        """The record bounds every topic's consumers apply (`schemas/boundary.py`)."""
+        return Limits(self.max_record_bytes, int(self.max_future_skew_seconds * 1000),
+                      int(self.max_past_skew_seconds * 1000))
 
     @property
     def spool_dir(self) -> Path:
