@@ -16,11 +16,11 @@ import json
 import time
 from collections.abc import Callable
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlparse
 
+from kaizen.http_limits import LimitedHandler, LimitedHTTPServer, Limits
 from kaizen.processors.learning.snapshots import SnapshotLog
 from kaizen.recall import recall_from_index
 from kaizen.settings import Settings
@@ -75,8 +75,15 @@ def snapshot_rows(log: SnapshotLog, scope: str | None = None) -> list[dict[str, 
 
 def make_server(host: str, port: int, stores: Stores, settings: Settings,
                 behavior: Behavior | None = None,
-                health: Callable[[], dict[str, Any]] | None = None) -> ThreadingHTTPServer:
-    class Handler(BaseHTTPRequestHandler):
+                health: Callable[[], dict[str, Any]] | None = None,
+                **limits: Any) -> LimitedHTTPServer:
+    """The API server; `limits` override the fields of `http_limits.Limits` (timeouts, body
+    size, threads, backlog)."""
+    bounds = Limits(**limits)
+
+    class Handler(LimitedHandler):
+        limits = bounds
+
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib name
             return
 
@@ -138,8 +145,7 @@ def make_server(host: str, port: int, stores: Stores, settings: Settings,
                 self._reply(404, {"error": "no such endpoint"})
                 return
             try:
-                length = int(self.headers.get("Content-Length", 0))
-                body = json.loads(self.rfile.read(length) or b"{}")
+                body = self.read_json()
                 self._reply(200, recall_from_index(stores.index, body))
             except (KeyError, ValueError, TypeError) as error:
                 self._reply(HTTPStatus.BAD_REQUEST, {"error": f"bad request: {error}"})
@@ -147,8 +153,7 @@ def make_server(host: str, port: int, stores: Stores, settings: Settings,
         def _snapshot_action(self, action: str) -> None:
             assert behavior is not None
             try:
-                length = int(self.headers.get("Content-Length", 0))
-                body = json.loads(self.rfile.read(length) or b"{}")
+                body = self.read_json()
                 request = Request(action, body["tenant"], body["agent"], body.get("snapshot_id"),
                                   body.get("to_time_ms"), body.get("to_offset"),
                                   body.get("actor", "api"), body.get("reason"))
@@ -159,7 +164,7 @@ def make_server(host: str, port: int, stores: Stores, settings: Settings,
             except (KeyError, ValueError, TypeError) as error:
                 self._reply(HTTPStatus.BAD_REQUEST, {"error": str(error)})
 
-    return ThreadingHTTPServer((host, port), Handler)
+    return LimitedHTTPServer((host, port), Handler, bounds)
 
 
 def _experience_json(experience: Any) -> dict[str, Any]:
