@@ -15,6 +15,8 @@ Handler = Callable[[argparse.Namespace, Settings], int]
 def _stack(args: argparse.Namespace, settings: Settings) -> int:
     from kaizen import stack
 
+    if getattr(args, "brokers", None):
+        settings = settings.model_copy(update={"kafka_brokers": args.brokers})
     return {"up": stack.up, "status": stack.status, "down": stack.down}[args.command](settings)
 
 
@@ -64,7 +66,11 @@ def build_parser() -> argparse.ArgumentParser:
         ("status", "show the local stack"),
         ("down", "stop the local Kafka broker (data is kept)"),
     ]:
-        sub.add_parser(name, help=text).set_defaults(handler=_stack)
+        command = sub.add_parser(name, help=text)
+        command.set_defaults(handler=_stack)
+        if name == "up":
+            command.add_argument("--brokers", type=int, choices=range(1, 10), metavar="N",
+                                 help="a local KRaft cluster of N brokers (replication min(3, N))")
 
     topics = sub.add_parser("topics", help="manage the topic catalog")
     topics_sub = topics.add_subparsers(dest="topics_command", required=True)

@@ -31,6 +31,11 @@ class Settings(BaseSettings):
     )
     kafka_port: int = Field(19092, description="Port of the local broker on 127.0.0.1.")
     kafka_controller_port: int = Field(19093, description="KRaft controller port, local broker.")
+    kafka_brokers: int = Field(
+        1, ge=1, le=9, description="Brokers of the local cluster (`kaizen up --brokers N`); node i "
+        "listens on kafka_port + 2i and kafka_controller_port + 2i; topics get replication "
+        "min(3, N) and min.insync.replicas 2."
+    )
     topic_prefix: str = Field("kaizen", description="Prefix of every topic name.")
     topic_partitions: int = Field(3, ge=1, description="Partitions of the episode-keyed topics.")
     schema_registry_url: str = Field(
@@ -91,7 +96,13 @@ class Settings(BaseSettings):
     @property
     def bootstrap(self) -> str:
         """The brokers to talk to: the user's own, or the local launcher's."""
-        return self.kafka_bootstrap or f"127.0.0.1:{self.kafka_port}"
+        return self.kafka_bootstrap or ",".join(
+            f"127.0.0.1:{self.kafka_port + 2 * i}" for i in range(self.kafka_brokers))
+
+    @property
+    def topic_replication(self) -> int:
+        """Replication of the topics Kaizen creates: one per local broker, at most three."""
+        return min(3, self.kafka_brokers) if self.uses_local_kafka else 1
 
     @property
     def uses_local_kafka(self) -> bool:
