@@ -10,9 +10,10 @@ import os
 import signal
 import threading
 
-from kaizen.processors.config import ProcessorConfig
+from kaizen.processors.config import CURATION_TOPIC, TOOL_RESULTS_TOPIC, ProcessorConfig
 from kaizen.settings import Settings
 from kaizen.streams.admin import create_topics
+from kaizen.streams.internal import ensure_topics
 from kaizen.supervision import watch_parent
 
 
@@ -41,6 +42,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if args.parent_fd is not None:  # a child of `kaizen serve`: die with it
         watch_parent(args.parent_fd, _orphaned)
     create_topics(settings.bootstrap, settings.topic_prefix, settings.topic_partitions)
-    run_worker(processor_config(settings), loglevel=args.faust_log_level,
+    config = processor_config(settings)
+    ensure_topics(settings.bootstrap, [config.internal(TOOL_RESULTS_TOPIC),
+                                       config.internal(CURATION_TOPIC)], config.partitions)
+    run_worker(config, loglevel=args.faust_log_level,
                baseline=args.faust_baseline)
     return 0

@@ -24,6 +24,7 @@ from kaizen.processors.learning.signatures import error_signature
 from kaizen.processors.learning.snapshots import Policy
 from kaizen.schemas import model
 from kaizen.schemas.codec import Codec, DecodeError
+from kaizen.schemas.dead_letters import failure_reason
 from kaizen.settings import Settings
 from kaizen.sinks.base import Sink
 from kaizen.sinks.clickhouse import ClickHouseSink
@@ -31,7 +32,7 @@ from kaizen.sinks.library_sink import LibrarySink
 from kaizen.sinks.qdrant_library import ExperienceLibrary
 from kaizen.sinks.recall_index import RecallIndex
 from kaizen.streams.admin import create_topics
-from kaizen.streams.consumer import EventConsumer
+from kaizen.streams.consumer import Consumed, EventConsumer
 from kaizen.streams.lag import LagProbe
 from kaizen.streams.replay import Bounds, TopicReader
 from kaizen.streams.snapshot_log import SnapshotTail, publish
@@ -97,6 +98,7 @@ class SinkRunner:
         self.sinks: list[Sink[Any]] = [stores.clickhouse, self.library_sink]
         self.stop = threading.Event()
         self.consumed = 0
+        self._rejected_at_flush = 0
         self.behavior = behavior
 
     def run(self) -> None:
@@ -117,18 +119,42 @@ class SinkRunner:
             for sink in self.sinks:
                 sink.add(item.event, item.position)
             if self.behavior is not None and isinstance(item.event, model.Signal):
-                self.behavior.on_signal(item.event)
+                self._to_gate(item)
             self.consumed += 1
-        if any(sink.due() for sink in self.sinks):
+        if any(sink.due() for sink in self.sinks) or self._only_rejected():
             self.flush()
 
+    def _to_gate(self, item: Consumed) -> None:
+        """The gate's folds get the signal; one that raises on it (3 tries) is dead-lettered
+        with the traceback, and the sinks go on: raising here would drop the rest of the
+        polled batch from the sinks' buffers."""
+        assert self.behavior is not None and isinstance(item.event, model.Signal)
+        for attempt in range(3):
+            try:
+                self.behavior.on_signal(item.event)
+                return
+            except Exception as error:
+                if attempt == 2:
+                    log.exception("the gate cannot take a signal; dead-lettered",
+                                  position=item.position)
+                    self.consumer.reject(item, "gate", error, failure_reason("gate", 3, error))
+
+    def _only_rejected(self) -> bool:
+        """Rejected records alone since the last flush: commit past them too, or the lag
+        would never reach zero (and they would be read again at every start)."""
+        return self.consumer.rejected != self._rejected_at_flush \
+            and not any(sink.pending() for sink in self.sinks)
+
     def flush(self) -> None:
-        """Flush every sink, then commit what all of them hold durably."""
+        """Flush every sink, then commit what all of them hold durably, and past the records
+        rejected meanwhile (everything polled before them is written now)."""
         with self.stores.lock:
             results = [sink.flush() for sink in self.sinks]
-        offsets: dict[tuple[str, int], int] = {}
+        offsets = self.consumer.passed()
+        self._rejected_at_flush = self.consumer.rejected
         for result in results:
-            offsets.update(result)
+            for key, offset in result.items():
+                offsets[key] = max(offsets.get(key, 0), offset)
         self.consumer.commit(offsets)
 
 

@@ -67,7 +67,7 @@ class Settings(BaseSettings):
     )
 
     max_record_bytes: int = Field(
-        1024 * 1024, ge=1024, description="Largest record a topic accepts; larger ones are "
+        512 * 1024, ge=1024, description="Largest record a topic accepts; larger ones are "
         "dead-lettered (cut, referenced by topic/partition/offset)."
     )
     max_future_skew_seconds: float = Field(

@@ -26,7 +26,6 @@ every other record.
 from __future__ import annotations
 
 import json
-import traceback
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
@@ -35,6 +34,7 @@ from kaizen.processors.learning.curation import CurationState
 from kaizen.processors.learning.episodes import EpisodeState
 from kaizen.processors.learning.patterns import PatternState
 from kaizen.processors.routing import Outgoing, Record, Router
+from kaizen.schemas.dead_letters import failure_reason
 from kaizen.schemas.model import EpisodeEvent, Signal
 
 S = TypeVar("S")
@@ -56,11 +56,6 @@ def fold_carefully(cache: StateCache[S], key: str, attempts: int,
             error = failure
             cache.restore(key, saved)
     return error
-
-
-def failure_reason(component: str, attempts: int, error: BaseException) -> str:
-    trace = "".join(traceback.format_exception(type(error), error, error.__traceback__))
-    return f"{component}: the fold raised on {attempts} attempts\n{trace}"
 
 
 class Store(Protocol):

@@ -38,7 +38,7 @@ class Limits:
     `KAIZEN_MAX_PAST_SKEW_SECONDS`). A past bound of 0 is off: backfilling old logs
     (`kaizen import`) writes events far older than their records, legitimately."""
 
-    max_record_bytes: int = 1024 * 1024
+    max_record_bytes: int = 512 * 1024  # twice the Recorder's event bound (streams/limits)
     max_future_skew_ms: int = 24 * 3600 * 1000
     max_past_skew_ms: int = 0
 

@@ -9,6 +9,7 @@ component only, so a letter written again after a crash is the same letter.
 
 from __future__ import annotations
 
+import traceback
 import uuid
 
 from kaizen.schemas.model import DeadLetter
@@ -51,6 +52,12 @@ def dead_letter(component: str, topic: str, partition: int, offset: int, error: 
         key=None if key is None else key[:MAX_LETTER_KEY],
         value=value,
     )
+
+
+def failure_reason(component: str, attempts: int, error: BaseException) -> str:
+    """The reason of a letter for a record a fold kept failing on: with the traceback."""
+    trace = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+    return f"{component}: the fold raised on {attempts} attempts\n{trace}"
 
 
 def is_cut(letter: DeadLetter) -> bool:

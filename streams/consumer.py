@@ -45,6 +45,7 @@ class EventConsumer:
         self._codec = Codec()
         self.dead_letters = 0
         self.rejected = 0  # records rejected, dead-lettered here or by the processors
+        self._passed: dict[tuple[str, int], int] = {}  # next offsets after rejected records
 
     def poll(self, max_records: int = 2000, timeout: float = 0.2) -> list[Consumed]:
         out = []
@@ -60,9 +61,22 @@ class EventConsumer:
                 self.rejected += 1
                 if topic not in self._others:
                     self._dead_letter(position, message.key(), message.value(), error)
+                self._passed[position[:2]] = position[2] + 1
                 continue
             out.append(Consumed(position, event))
         return out
+
+    def passed(self) -> dict[tuple[str, int], int]:
+        """Next offsets past the rejected records polled so far, then forgotten. Commit them
+        only together with a flush of everything polled before (a rejected record is done
+        with, but what came before it in its partition must be written first)."""
+        passed, self._passed = self._dead_flushed(self._passed), {}
+        return passed
+
+    def _dead_flushed(self, passed: dict[tuple[str, int], int]) -> dict[tuple[str, int], int]:
+        if passed and self._dead.flush(30) > 0:  # letters not yet on the broker: not done
+            return {}
+        return passed
 
     def commit(self, offsets: dict[tuple[str, int], int]) -> None:
         """Commit next-offsets per partition (the sink's `flush()` result)."""
@@ -83,11 +97,17 @@ class EventConsumer:
         self._dead.flush(10)
         self._consumer.close()
 
+    def reject(self, item: Consumed, component: str, error: BaseException, reason: str) -> None:
+        """Dead-letter a record that decoded but that a later step (the gate) cannot take."""
+        self._dead_letter(item.position, None, self._codec.encode(item.event), error,
+                          component=component, reason=reason)
+
     def _dead_letter(self, position: Position, key: bytes | None, value: bytes | None,
-                     error: Exception) -> None:
+                     error: BaseException, component: str | None = None,
+                     reason: str | None = None) -> None:
         topic, partition, offset = position
-        letter = dead_letter(self._component, topic, partition, offset, error, key=key,
-                             value=value, occurred_at=0)
+        letter = dead_letter(component or self._component, topic, partition, offset, error,
+                             key=key, value=value, occurred_at=0, reason=reason)
         data = self._codec.encode(letter)
         while True:
             try:
