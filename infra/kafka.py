@@ -120,6 +120,12 @@ class KafkaLauncher:
     cache_dir: Path | None = None
     port_options: str = "--port / --controller-port"  # how the caller's user changes the ports
     secure: bool = False  # SASL/SCRAM + ACLs (`kaizen up --secure`); see `secure_settings`
+    # One node of a cluster (infra/cluster.py): its id, the controller quorum, the replication
+    # its topics get by default, and its own directory under home.
+    node_id: int = 1
+    quorum: str = ""  # controller.quorum.voters; empty: this node alone
+    replication: int = 1
+    node_dir: str = "kafka"
 
     def __post_init__(self) -> None:
         # Absolute once, so a later chdir cannot point the launcher at another data dir.
@@ -132,7 +138,7 @@ class KafkaLauncher:
 
     @property
     def kafka_dir(self) -> Path:
-        return self.home / "kafka"
+        return self.home / self.node_dir
 
     @property
     def data_dir(self) -> Path:
@@ -156,20 +162,32 @@ class KafkaLauncher:
         if pid is not None:
             self._wait_ready(pid, timeout)
             return "already running"
+        started = time.monotonic()
+        pid = self.start()
+        self.wait_ready(pid, timeout)
+        return f"started in {time.monotonic() - started:.1f}s (pid {pid})"
+
+    def start(self) -> int:
+        """Spawn the broker without waiting for it (a cluster starts every node, then waits);
+        returns its pid, or the running one's."""
+        pid = self._live_pid()
+        if pid is not None:
+            return pid
         java = _require("java", "a Java runtime (17+)")
         for port in (self.port, self.controller_port):
             _ensure_port_free(port, self.port_options)
         libs = fetch_jars(self.jar_cache)
         self._write_config()
         self._format_storage_once(java, libs)
-        started = time.monotonic()
-        pid = self._spawn(java, libs)
+        return self._spawn(java, libs)
+
+    def wait_ready(self, pid: int, timeout: float = 60) -> None:
+        """Return once the broker answers; stop it and raise if it cannot start."""
         try:
             self._wait_ready(pid, timeout)
         except KafkaLauncherError:
             self.down()  # a half-started broker must not keep the ports or the data dir
             raise
-        return f"started in {time.monotonic() - started:.1f}s (pid {pid})"
 
     def down(self, timeout: float = 30) -> str:
         """Stop the broker with SIGTERM (a clean shutdown keeps the log), SIGKILL if it hangs."""
@@ -252,8 +270,8 @@ class KafkaLauncher:
         controller = f"127.0.0.1:{self.controller_port}"
         settings = {
             "process.roles": "broker,controller",
-            "node.id": "1",
-            "controller.quorum.voters": f"1@{controller}",
+            "node.id": str(self.node_id),
+            "controller.quorum.voters": self.quorum or f"{self.node_id}@{controller}",
             "listeners": f"PLAINTEXT://{listener},CONTROLLER://{controller}",
             "advertised.listeners": f"PLAINTEXT://{listener}",
             "controller.listener.names": "CONTROLLER",
@@ -261,11 +279,12 @@ class KafkaLauncher:
             "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
             "log.dirs": str(self.data_dir),
             "num.partitions": "1",
-            "default.replication.factor": "1",
+            "default.replication.factor": str(self.replication),
+            "min.insync.replicas": str(min(2, self.replication)),
             "auto.create.topics.enable": "true",  # faust creates its internal topics this way
-            "offsets.topic.replication.factor": "1",
-            "transaction.state.log.replication.factor": "1",
-            "transaction.state.log.min.isr": "1",
+            "offsets.topic.replication.factor": str(self.replication),
+            "transaction.state.log.replication.factor": str(self.replication),
+            "transaction.state.log.min.isr": str(min(2, self.replication)),
             "group.initial.rebalance.delay.ms": "0",
             # One node, small box: fewer threads, and one partition for each internal topic
             # instead of 50, so the first consumer group and transaction come up at once.

@@ -12,6 +12,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from kaizen.errors import KaizenError
+from kaizen.schemas.boundary import Limits
 
 
 class SettingsError(KaizenError, ValueError):
@@ -36,6 +37,11 @@ class Settings(BaseSettings):
     jar_cache: Path | None = Field(
         None, description="Where `make setup` and `kaizen up` keep the Kafka jars; "
         "default ~/.cache/kaizen/jars."
+    )
+    kafka_brokers: int = Field(
+        1, ge=1, le=9, description="Brokers of the local cluster (`kaizen up --brokers N`); node i "
+        "listens on kafka_port + 2i and kafka_controller_port + 2i; topics get replication "
+        "min(3, N) and min.insync.replicas 2."
     )
     topic_prefix: str = Field("kaizen", description="Prefix of every topic name.")
     topic_partitions: int = Field(3, ge=1, description="Partitions of the episode-keyed topics.")
@@ -138,6 +144,25 @@ class Settings(BaseSettings):
     api_url: str = Field(
         "", description="The service's HTTP API for CLI actions; empty: write to the log."
     )
+    max_record_bytes: int = Field(
+        512 * 1024, ge=1024, description="Largest record a topic accepts; larger ones are "
+        "dead-lettered (cut, referenced by topic/partition/offset)."
+    )
+    max_future_skew_seconds: float = Field(
+        86400.0, ge=0, description="How far an event time may be ahead of its record's "
+        "timestamp; later events are dead-lettered and move no watermark (0: off)."
+    )
+    max_past_skew_seconds: float = Field(
+        0.0, ge=0, description="How far an event time may be behind its record's timestamp "
+        "(0: off, the default, since `kaizen import` backfills old logs)."
+    )
+    health_stall_seconds: float = Field(
+        30.0, gt=0, description="A consumer with lag that has not moved for this long is "
+        "reported stuck by /health."
+    )
+    health_max_lag: int = Field(
+        100_000, ge=1, description="Records a consumer may be behind before /health says so."
+    )
 
     @field_validator("log_format")
     @classmethod
@@ -149,7 +174,13 @@ class Settings(BaseSettings):
     @property
     def bootstrap(self) -> str:
         """The brokers to talk to: the user's own, or the local launcher's."""
-        return self.kafka_bootstrap or f"127.0.0.1:{self.kafka_port}"
+        return self.kafka_bootstrap or ",".join(
+            f"127.0.0.1:{self.kafka_port + 2 * i}" for i in range(self.kafka_brokers))
+
+    @property
+    def topic_replication(self) -> int:
+        """Replication of the topics Kaizen creates: one per local broker, at most three."""
+        return min(3, self.kafka_brokers) if self.uses_local_kafka else 1
 
     @property
     def controller_port(self) -> int:
@@ -167,6 +198,12 @@ class Settings(BaseSettings):
     @property
     def qdrant_path(self) -> Path:
         return self.home / "qdrant"
+
+    @property
+    def limits(self) -> Limits:
+        """The record bounds every topic's consumers apply (`schemas/boundary.py`)."""
+        return Limits(self.max_record_bytes, int(self.max_future_skew_seconds * 1000),
+                      int(self.max_past_skew_seconds * 1000))
 
     @property
     def spool_dir(self) -> Path:

@@ -3,14 +3,16 @@
     kaizen.episodes --assemble--> kaizen.signals, curation-v1 (by curation key),
                                   tool-results-v1 (by agent)
     tool-results-v1 --aggregate--> kaizen.patterns
-    curation-v1     --curate-----> kaizen.experiences
+    curation-v1     --curate-----> kaizen.cli.experiences
     bad records of any input ----> kaizen.deadletter
 
 This is the only module that imports faust; what each agent does with a batch of records is in
 `processors/steps.py`. Processing is at-least-once: after a crash, records since the last commit
 are read again, and the folds recognise them (event ids, seq), so state and outputs come out the
-same as in an uninterrupted run. A bug in a fold is not caught: the agent crashes loudly rather
-than skipping records.
+same as in an uninterrupted run. A record on which a fold raises is retried a bounded number of
+times and then dead-lettered with its traceback (`processors/steps.py`); anything else that fails
+(the broker refusing outputs) exits the worker before the batch is acked, and `serve` restarts it
+with a backoff.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ log = structlog.get_logger(__name__)
 
 
 class Step(Protocol):
-    def process(self, table: Any, records: Sequence[Record]) -> Batch: ...
+    def process(self, table: Any, records: Sequence[Record], careful: bool = False) -> Batch: ...
 
 
 class PartitionedTable(faust.Table):
@@ -137,19 +139,32 @@ class Processors:
             assert isinstance(stream, faust.Stream)
             async for events in stream.take_events(self.config.batch_records,
                                                    within=self.config.batch_seconds):
+                records = [_record(event) for event in events]
                 try:
-                    batch = step.process(table, [_record(event) for event in events])
+                    batch = self._fold(step, table, records)
                     await self._send(batch.outgoing)
                     batch.commit()
                 except Exception:
-                    # A bug in a fold, or outputs the broker would not take. take_events acks
-                    # the batch in a `finally`, even now, and faust would restart the agent past
-                    # it: exit at once instead, so the batch is read again by the next worker.
+                    # Outputs the broker would not take, or a fold that raised even carefully
+                    # outside any one record (the idle scan). take_events acks the batch in a
+                    # `finally`, even now, and faust would restart the agent past it: exit at
+                    # once instead, so the batch is read again by the next worker.
                     log.exception("processor step failed; exiting before the batch is acked",
                                   step=type(step).__name__, records=len(events))
                     os._exit(70)
                 yield None
         return run
+
+    @staticmethod
+    def _fold(step: Step, table: Any, records: list[Record]) -> Batch:
+        """Fold a batch; if it raises, fold it again carefully (`processors/steps.py`): the
+        records that make a fold fail are dead-lettered with the traceback, the rest go on."""
+        try:
+            return step.process(table, records)
+        except (Exception, RecursionError, MemoryError):
+            log.warning("a fold raised; folding the batch record by record", exc_info=True,
+                        step=type(step).__name__, records=len(records))
+            return step.process(table, records, careful=True)
 
     async def _send(self, outgoing: list[Outgoing]) -> None:
         """Send in order and wait until the broker has every record (before states are stored).

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from kaizen.schemas.boundary import Limits
+
 #: Versioned names of every stateful step: rebuild-by-replay and changelog recovery depend on them.
 #: Change a fold's state layout -> bump its version (a new table is rebuilt from the log).
 EPISODES_TABLE = "episodes-v1"
@@ -29,6 +31,8 @@ class ProcessorConfig:
     batch_records: int = 1_000  # records folded per batch (one table write per touched key)
     batch_seconds: float = 0.05  # longest wait for a batch to fill: bounds the added latency
     keys_path: Path | None = None  # per-user key store: personal fields encrypted (forgetting)
+    limits: Limits = Limits()  # what an input record may be (size, event time)
+    fold_attempts: int = 3  # tries of a record whose fold raises, before it is dead-lettered
 
     def internal(self, name: str) -> str:
         return f"{self.prefix}.{name}"

@@ -5,16 +5,20 @@ and the records to send. The faust agents in `processors/app.py` only move bytes
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypeVar
 
 from kaizen.processors.config import CURATION_TOPIC, TOOL_RESULTS_TOPIC, ProcessorConfig
 from kaizen.processors.learning import curation, episodes, patterns
 from kaizen.processors.learning.signatures import error_signature
 from kaizen.schemas import model
+from kaizen.schemas.boundary import admit
 from kaizen.schemas.codec import Codec, DecodeError
 from kaizen.schemas.dead_letters import dead_letter, dead_letter_key
 from kaizen.schemas.scope import InvalidName, check_scope, scope_key
 from kaizen.streams.personal import codec_with_keys
 from kaizen.streams.topics import Topics
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -44,35 +48,37 @@ class Router:
         self.topics = Topics(config.prefix)
         self.codec = codec or codec_with_keys(config.keys_path)
 
-    def dead_letter(self, record: Record, component: str, error: Exception) -> Outgoing:
-        """Bad input goes to the dead-letter topic, whole, with the reason; processing goes on."""
+    def dead_letter(self, record: Record, component: str, error: BaseException,
+                    reason: str | None = None) -> Outgoing:
+        """Bad input goes to the dead-letter topic (cut to a bounded size, referenced by its
+        position) with the reason; processing goes on."""
         letter = dead_letter(component, record.topic, record.partition, record.offset, error,
-                             key=record.key, value=record.value, occurred_at=record.timestamp_ms)
+                             key=record.key, value=record.value, occurred_at=record.timestamp_ms,
+                             reason=reason)
         key = dead_letter_key(record.topic, record.partition, record.offset)
         return Outgoing(self.topics.deadletter, key, self.codec.encode(letter))
 
     def decode_episode_event(self, record: Record, component: str) -> model.EpisodeEvent | Outgoing:
-        """The episode event of a record, or its dead letter."""
-        try:
-            event = self.codec.decode(record.value)
-        except DecodeError as error:
-            return self.dead_letter(record, component, error)
-        if not isinstance(event, model.EpisodeEvent):
-            wrong = DecodeError(f"expected an episode event, got {type(event).__name__}")
-            return self.dead_letter(record, component, wrong)
+        """The episode event of a record its topic accepts (`schemas/boundary.py`: type, size,
+        event time), or its dead letter."""
+        admitted = self._admit(record, component, "episodes", model.EpisodeEvent)
+        if not isinstance(admitted, model.EpisodeEvent):
+            return admitted
         try:  # names no scope can hold (control chars, absurd length) never reach a key
-            check_scope(event.tenant, event.agent, event.user)
+            check_scope(admitted.tenant, admitted.agent, admitted.user)
         except InvalidName as error:
             return self.dead_letter(record, component, error)
-        return event
+        return admitted
 
     def decode_signal(self, record: Record, component: str) -> model.Signal | Outgoing:
+        return self._admit(record, component, "signals", model.Signal)
+
+    def _admit(self, record: Record, component: str, kind: str, cls: type[T]) -> T | Outgoing:
         try:
-            event = self.codec.decode(record.value)
+            event = admit(self.codec, record.value, record.timestamp_ms, kind, self.config.limits)
         except DecodeError as error:
             return self.dead_letter(record, component, error)
-        if not isinstance(event, model.Signal):
-            return self.dead_letter(record, component, DecodeError("expected a signal"))
+        assert isinstance(event, cls)
         return event
 
     def assemble(self, state: episodes.EpisodeState | None, record: Record,

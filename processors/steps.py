@@ -14,10 +14,18 @@ the outputs do not depend on where the stream was cut into batches (a property t
 Outputs go out before the states are written: after a crash in between, the batch is read again
 and its outputs are sent again (the ids are deterministic and every consumer is idempotent),
 whereas the other order could store a state whose outputs were never sent.
+
+Poison records. When a batch raises, it is folded again `careful`ly: before each record its
+state is kept as dumped, a fold that raises is retried from that copy up to `attempts` times,
+and then the record is dead-lettered with the traceback and its state left as it was, so one
+record that trips a fold neither stops the partition nor crash-loops the worker. A fold is pure
+and deterministic, so the careful pass gives the outputs the plain pass would have given for
+every other record.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
@@ -26,10 +34,28 @@ from kaizen.processors.learning.curation import CurationState
 from kaizen.processors.learning.episodes import EpisodeState
 from kaizen.processors.learning.patterns import PatternState
 from kaizen.processors.routing import Outgoing, Record, Router
+from kaizen.schemas.dead_letters import failure_reason
 from kaizen.schemas.model import EpisodeEvent, Signal
 
 S = TypeVar("S")
 E = TypeVar("E")
+R = TypeVar("R")
+
+
+def fold_carefully(cache: StateCache[S], key: str, attempts: int,
+                   fold: Callable[[S | None], R]) -> R | BaseException:
+    """`fold(state)` of `key`, retried from a copy of the state taken before the first try;
+    the last error (with its traceback) after `attempts` failures, the state then unchanged.
+    RecursionError and MemoryError are bad input here too (a deeply nested argument)."""
+    saved = cache.snapshot(key)
+    error: BaseException = RuntimeError("no attempt")
+    for _ in range(max(1, attempts)):
+        try:
+            return fold(cache.get(key))
+        except (Exception, RecursionError, MemoryError) as failure:
+            error = failure
+            cache.restore(key, saved)
+    return error
 
 
 class Store(Protocol):
@@ -73,6 +99,14 @@ class StateCache(Generic[S]):
         """Keep a new state (None: delete the key) for `write_back`."""
         self._states[key] = state
         self._dirty[key] = partition
+
+    def snapshot(self, key: str) -> Any:
+        """The state of `key` as stored (dumped), to undo a fold that raised part-way."""
+        state = self.get(key)  # a deep copy: folds change states in place
+        return None if state is None else json.loads(json.dumps(self._dump(state)))
+
+    def restore(self, key: str, saved: Any) -> None:
+        self._states[key] = None if saved is None else self._load(saved)
 
     def write_back(self) -> int:
         """Write every changed state to the store; returns how many."""
@@ -126,23 +160,44 @@ class AssembleStep:
         self._last_scan: dict[int, int] = {}
         self._activity: dict[int, dict[str, tuple[int, bool]]] = {}
 
-    def process(self, table: Store, records: Sequence[Record]) -> Batch:
+    def process(self, table: Store, records: Sequence[Record], careful: bool = False) -> Batch:
         cache: StateCache[StoredEpisode] = StateCache(table, StoredEpisode.load,
                                                       StoredEpisode.dump)
         out: list[Outgoing] = []
-        for record in records:
-            decoded = self.router.decode_episode_event(record, "assemble")
-            if isinstance(decoded, Outgoing):
-                out.append(decoded)
-                continue
-            stored = cache.get(decoded.episode_id)
-            state, sent = self.router.assemble(stored.state if stored else None, record, decoded)
-            cache.set(decoded.episode_id, StoredEpisode(record.partition, state),
-                      record.partition)
-            self._note_activity(table, record.partition, decoded.episode_id, state)
-            out += sent
-            out += self._close_idle(table, cache, record.partition, decoded.occurred_at)
+        marks = dict(self._watermarks), dict(self._last_scan)
+        try:
+            for record in records:
+                out += self._one(table, cache, record, careful)
+        except BaseException:
+            # the batch is folded again (carefully) or read again after a restart: the scan
+            # points must be where they were, and the activity index is rebuilt from the table
+            self._watermarks, self._last_scan = marks
+            self._activity.clear()
+            raise
         return Batch(out, cache)
+
+    def _one(self, table: Store, cache: StateCache[StoredEpisode], record: Record,
+             careful: bool) -> list[Outgoing]:
+        decoded = self.router.decode_episode_event(record, "assemble")
+        if isinstance(decoded, Outgoing):
+            return [decoded]
+        key = decoded.episode_id
+
+        def fold(stored: StoredEpisode | None) -> tuple[EpisodeState, list[Outgoing]]:
+            return self.router.assemble(stored.state if stored else None, record, decoded)
+
+        if careful:
+            attempts = self.config.fold_attempts
+            result = fold_carefully(cache, key, attempts, fold)
+            if isinstance(result, BaseException):
+                reason = failure_reason("assemble", attempts, result)
+                return [self.router.dead_letter(record, "assemble", result, reason)]
+            state, sent = result
+        else:
+            state, sent = fold(cache.get(key))
+        cache.set(key, StoredEpisode(record.partition, state), record.partition)
+        self._note_activity(table, record.partition, key, state)
+        return sent + self._close_idle(table, cache, record.partition, decoded.occurred_at)
 
     def _close_idle(self, table: Store, cache: StateCache[StoredEpisode], partition: int,
                     occurred_at: int) -> list[Outgoing]:
@@ -191,36 +246,51 @@ class AssembleStep:
 class KeyedStep(Generic[E, S]):
     """Records decoded into events, each folded into the state of its key (no idle scan)."""
 
-    def __init__(self, decode: Callable[[Record], E | Outgoing], key_of: Callable[[Record, E], str],
+    def __init__(self, component: str, router: Router, decode: Callable[[Record], E | Outgoing],
+                 key_of: Callable[[Record, E], str],
                  fold: Callable[[S | None, E], tuple[S, list[Outgoing]]],
                  load: Callable[[Any], S], dump: Callable[[S], Any]) -> None:
+        self._component, self._router = component, router
         self._decode, self._key_of, self._fold = decode, key_of, fold
         self._load, self._dump = load, dump
 
-    def process(self, table: Store, records: Sequence[Record]) -> Batch:
+    def process(self, table: Store, records: Sequence[Record], careful: bool = False) -> Batch:
         cache: StateCache[S] = StateCache(table, self._load, self._dump)
         out: list[Outgoing] = []
+        attempts = self._router.config.fold_attempts
         for record in records:
             decoded = self._decode(record)
             if isinstance(decoded, Outgoing):
                 out.append(decoded)
                 continue
             key = self._key_of(record, decoded)
-            state, sent = self._fold(cache.get(key), decoded)
+            if not careful:
+                state, sent = self._fold(cache.get(key), decoded)
+            else:
+                result = fold_carefully(cache, key, attempts, self._folding(decoded))
+                if isinstance(result, BaseException):
+                    reason = failure_reason(self._component, attempts, result)
+                    out.append(self._router.dead_letter(record, self._component, result, reason))
+                    continue
+                state, sent = result
             cache.set(key, state, record.partition)
             out += sent
         return Batch(out, cache)
 
+    def _folding(self, event: E) -> Callable[[S | None], tuple[S, list[Outgoing]]]:
+        return lambda state: self._fold(state, event)
+
 
 def aggregate_step(router: Router) -> KeyedStep[EpisodeEvent, PatternState]:
     """Forwarded tool results -> windowed patterns per agent."""
-    return KeyedStep(lambda record: router.decode_episode_event(record, "aggregate"),
+    return KeyedStep("aggregate", router,
+                     lambda record: router.decode_episode_event(record, "aggregate"),
                      lambda record, event: event.agent, router.aggregate,
                      PatternState.from_dict, PatternState.to_dict)
 
 
 def curate_step(router: Router) -> KeyedStep[Signal, CurationState]:
     """Signals re-keyed by curation key -> experiences."""
-    return KeyedStep(lambda record: router.decode_signal(record, "curate"),
+    return KeyedStep("curate", router, lambda record: router.decode_signal(record, "curate"),
                      lambda record, signal: (record.key or b"").decode(), router.curate,
                      CurationState.from_dict, CurationState.to_dict)

@@ -25,8 +25,10 @@ def admin_client(bootstrap: str, **overrides: Any) -> AdminClient:
 def create_topics(
     bootstrap: str, prefix: str, partitions: int = 3, timeout: float = 30.0,
     client: dict[str, Any] | None = None,  # e.g. SASL settings (streams/acls.py)
+    replication: int = 1,
 ) -> list[TopicReport]:
-    """Create every missing topic of the catalog; existing ones are left as they are."""
+    """Create every missing topic of the catalog; existing ones are left as they are. With
+    `replication` > 1, `min.insync.replicas` is 2, so acks=all survives one lost broker."""
     admin = admin_client(bootstrap, **(client or {}))
     existing = admin.list_topics(timeout=timeout).topics
     specs: list[TopicSpec] = catalog(partitions)
@@ -38,7 +40,8 @@ def create_topics(
     ]
     if missing:
         futures = admin.create_topics(
-            [NewTopic(s.name(prefix), s.partitions, 1, config=s.config()) for s in missing],
+            [NewTopic(s.name(prefix), s.partitions, replication,
+                      config=_with_isr(s.config(), replication)) for s in missing],
             operation_timeout=timeout,
         )
         for spec in missing:
@@ -51,3 +54,9 @@ def create_topics(
                 reports.append(TopicReport(spec.name(prefix), "exists", spec.partitions))
     order = {s.name(prefix): i for i, s in enumerate(specs)}
     return sorted(reports, key=lambda r: order[r.name])
+
+
+def _with_isr(config: dict[str, str], replication: int) -> dict[str, str]:
+    if replication < 2:
+        return config
+    return {**config, "min.insync.replicas": str(min(2, replication))}

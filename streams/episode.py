@@ -7,6 +7,7 @@ trouble, because a learning system must never be the reason an agent fails.
 from __future__ import annotations
 
 import json
+import reprlib
 import uuid
 from collections.abc import Mapping, Sequence
 from types import TracebackType
@@ -107,7 +108,7 @@ class Episode:
         """Record a tool invocation; returns the call id that pairs it with its result."""
         call_id = call_id or f"{self.episode_id}:{self._seq}"
         self._open_calls.setdefault(tool_name, []).append(call_id)
-        args = json.dumps(dict(arguments or {}), sort_keys=True, default=str)
+        args = _arguments_json(arguments)
         self._emit(model.ToolCall(call_id, tool_name, args), occurred_at)
         return call_id
 
@@ -179,3 +180,12 @@ class Episode:
         )
         self._seq += 1
         self.recorder.emit(event)
+
+
+def _arguments_json(arguments: Mapping[str, Any] | None) -> str:
+    """The arguments as JSON; anything JSON cannot write (a cycle, odd keys) is described instead
+    of raising into the agent."""
+    try:
+        return json.dumps(dict(arguments or {}), sort_keys=True, default=str)
+    except (TypeError, ValueError, RecursionError):
+        return json.dumps({"unserialisable_arguments": reprlib.repr(arguments)})

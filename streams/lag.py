@@ -93,6 +93,14 @@ class LagProbe:
                                    if ends[tp] > done.get(tp, 0)}))
         return out
 
+    def lag(self, group: str, topics: Sequence[str]) -> int | None:
+        """Records of `topics` that `group` has not committed yet; None if the broker did not
+        answer (the caller reports that, it does not guess). `/health` asks this."""
+        try:
+            return self.lags({group: topics})[0].total
+        except KafkaException:
+            return None
+
     def close(self) -> None:
         """Nothing to release (admin clients have no open consumer state)."""
 

@@ -5,6 +5,10 @@ retried forever by librdkafka while the broker is briefly away. When the broker 
 down, or the producer's memory queue is full, or the Recorder closes with records undelivered, the
 records go to the on-disk `Spool` and a background pump delivers them, in emit order, once the
 broker answers again. While the spool holds anything, new records queue behind it, so order is kept.
+
+Nothing here raises into the agent: an event over `max_event_bytes` is cut to fit (`limits`), one
+that cannot be encoded or produced at all is counted in `stats.failed` and logged (rate-limited),
+and the delivery thread survives any record, so no later Recorder waits behind a bad one.
 """
 
 from __future__ import annotations
@@ -26,11 +30,13 @@ from kaizen.schemas.codec import Codec
 from kaizen.schemas.scope import check_scope
 from kaizen.streams.clients import producer_config
 from kaizen.streams.episode import Episode
+from kaizen.streams.limits import MAX_EVENT_BYTES, fit_event, limiter
 from kaizen.streams.redaction import Redactor
 from kaizen.streams.snapshot_log import SnapshotTail
 from kaizen.streams.spool import Spool, SpooledRecord
 
 log = structlog.get_logger(__name__)
+_warn = limiter(__name__)
 
 _DOWN_CODES = {KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT}  # noqa: SLF001
 _PURGED = {KafkaError._PURGE_QUEUE, KafkaError._PURGE_INFLIGHT}  # noqa: SLF001
@@ -47,6 +53,7 @@ class RecorderStats:
     spooled: int = 0
     dropped: int = 0
     redacted: Counter[str] = field(default_factory=Counter)  # placeholders written, by kind
+    truncated: int = 0  # events cut to `max_event_bytes` (texts end with a marker)
 
 
 class Recorder:
@@ -67,6 +74,7 @@ class Recorder:
         producer_overrides: dict[str, Any] | None = None,
         follow_snapshots: str | None = None,
         redactor: Redactor | None = None,  # None: the built-in detectors
+        max_event_bytes: int = MAX_EVENT_BYTES,
     ) -> None:
         check_scope(tenant, agent)  # a bad name is a configuration error: say so at attach time
         self.agent = agent
@@ -75,6 +83,7 @@ class Recorder:
         self.agent_version = agent_version
         self.snapshot_id = snapshot_id  # the active behavior snapshot stamped on every event
         self.stats = RecorderStats()
+        self.max_event_bytes = max_event_bytes
         self._codec = codec or Codec()
         self._redactor = redactor or Redactor.default()
         self._spool = Spool.claim(spool_dir.parent, spool_dir.name, spool_max_bytes)
@@ -129,10 +138,16 @@ class Recorder:
 
     def emit(self, event: model.EpisodeEvent) -> None:
         """Redact, then queue one event for delivery. Never blocks on the network and never
-        raises for it."""
+        raises: an event that cannot be sent at all is counted in `stats.failed` and logged."""
         found: Counter[str] = Counter()
-        event = self._redactor.redact_event(event, found)
-        value = self._codec.encode(event)
+        try:
+            event = self._redactor.redact_event(event, found)
+            value = self._encode(event)
+        except Exception as error:  # noqa: BLE001 - whatever the codec says, the agent goes on
+            self._count_failed("event cannot be encoded; dropped", error, event.event_id)
+            return
+        if value is None:
+            return
         key = event.episode_id.encode()
         with self._lock:
             self.stats.emitted += 1
@@ -148,7 +163,29 @@ class Recorder:
                 )
             except BufferError:
                 self._to_spool(SpooledRecord(order_key, self.topic, key, value))
+            except KafkaException as error:
+                self._count_failed("event refused by the producer; dropped", error, event.event_id)
         self._producer.poll(0)
+
+    def _encode(self, event: model.EpisodeEvent) -> bytes | None:
+        """The event's bytes, cut to `max_event_bytes` if needed (counted); None if it cannot
+        be made to fit (counted as failed)."""
+        value = self._codec.encode(event)
+        if len(value) <= self.max_event_bytes:
+            return value
+        fitted = fit_event(event, self.max_event_bytes, self._codec.encode)
+        if fitted is None:
+            self._count_failed("event too large even when cut; dropped", None, event.event_id)
+            return None
+        self.stats.truncated += 1
+        _warn.warning("oversize event cut to fit", bytes=len(value), limit=self.max_event_bytes,
+                      event_id=event.event_id, truncated_total=self.stats.truncated)
+        return fitted[1]
+
+    def _count_failed(self, reason: str, error: BaseException | None, what: object) -> None:
+        self.stats.failed += 1
+        _warn.warning(reason, error=repr(error) if error else None, record=what,
+                      failed_total=self.stats.failed)
 
     def flush(self, timeout: float = 10.0) -> int:
         """Wait until everything emitted is acknowledged; returns how many records are still
@@ -230,12 +267,17 @@ class Recorder:
                   key=message.key(), retriable=error.retriable())
 
     def _pump_loop(self) -> None:
+        """Deliver the spool in the background; no record or error may end this thread."""
         while not self._closed.is_set():
-            self._producer.poll(0.05)
-            if self._broker_down:
-                self._probe_broker()
-            elif len(self._spool):
-                self._drain_spool()
+            try:
+                self._producer.poll(0.05)
+                if self._broker_down:
+                    self._probe_broker()
+                elif len(self._spool):
+                    self._drain_spool()
+            except Exception as error:  # noqa: BLE001 - logged; the next round retries
+                _warn.warning("spool delivery round failed; retrying", error=repr(error))
+                self._closed.wait(0.5)
 
     def _probe_broker(self) -> None:
         try:
@@ -249,11 +291,35 @@ class Recorder:
         if len(self._producer) > _DRAIN_BATCH:
             return
         for record in self._spool.peek(_DRAIN_BATCH, after=self._drained_upto):
+            value: bytes | None = record.value
+            if len(record.value) > self.max_event_bytes:  # left by an older Recorder: cut it now
+                value = self._refit(record)
             try:
-                self._producer.produce(
-                    record.topic, record.value, record.key,
-                    on_delivery=partial(self._on_delivery, record.order_key, True),
-                )
+                if value is not None:
+                    self._producer.produce(
+                        record.topic, value, record.key,
+                        on_delivery=partial(self._on_delivery, record.order_key, True),
+                    )
             except BufferError:
                 return
+            except KafkaException as error:
+                self._count_failed("spooled record refused by the producer; dropped", error,
+                                   record.order_key)
+                value = None
+            if value is None:
+                self._spool.remove(record.order_key)
             self._drained_upto = record.order_key
+
+    def _refit(self, record: SpooledRecord) -> bytes | None:
+        """A spooled record over the size bound, decoded and cut to fit; None if it is not an
+        episode event or cannot fit (counted as failed)."""
+        try:
+            event = self._codec.decode(record.value)
+        except Exception as error:  # noqa: BLE001 - any undecodable bytes
+            self._count_failed("spooled record cannot be decoded; dropped", error, record.order_key)
+            return None
+        if not isinstance(event, model.EpisodeEvent):
+            self._count_failed("spooled record is not an episode event; dropped", None,
+                               record.order_key)
+            return None
+        return self._encode(event)

@@ -10,12 +10,15 @@ import threading
 import uuid
 from collections.abc import Callable, Sequence
 
+import structlog
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Producer, TopicPartition
 
 from kaizen.schemas import model, scope
 from kaizen.schemas.codec import Codec, DecodeError
 from kaizen.streams.clients import consumer_config
 from kaizen.streams.publish import publish_events
+
+log = structlog.get_logger(__name__)
 
 OnSnapshotEvent = Callable[[int, model.SnapshotEvent], None]
 
@@ -33,6 +36,7 @@ class SnapshotTail:
         self._caught_up = threading.Event()
         self._thread = threading.Thread(target=self._run, name="kaizen-snapshot-tail", daemon=True)
         self.position = 0  # next offset to read
+        self.poisoned: list[int] = []  # offsets of events whose fold kept raising
 
     def start(self) -> SnapshotTail:
         self._consumer.assign([TopicPartition(self._topic, 0, OFFSET_BEGINNING)])
@@ -67,9 +71,22 @@ class SnapshotTail:
                 except DecodeError:
                     continue  # not a snapshot event: the sinks dead-letter it
                 if isinstance(event, model.SnapshotEvent):
-                    self._on_event(offset, event)
+                    self._deliver(offset, event)
             if self.position >= end:
                 self._caught_up.set()
+
+
+    def _deliver(self, offset: int, event: model.SnapshotEvent) -> None:
+        """A lifecycle event the follower's fold raises on (3 tries) is skipped, logged with
+        its traceback and counted in `poisoned`; the tail goes on (the sinks store it)."""
+        for attempt in range(3):
+            try:
+                self._on_event(offset, event)
+                return
+            except Exception:
+                if attempt == 2:
+                    log.exception("snapshot event skipped: its fold raised", offset=offset)
+                    self.poisoned.append(offset)
 
 
 def scope_key(tenant: str, agent: str) -> bytes:

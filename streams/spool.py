@@ -3,7 +3,12 @@
 SQLite (stdlib) gives durable, ordered, crash-safe storage without a dependency. Rows are ordered
 by the time they were emitted, so records purged from the producer at shutdown slot back in front of
 newer spooled ones. When the spool is over its byte bound, the OLDEST rows are dropped (the newest
-behaviour is the most useful to learn from), with a warning and a count.
+behaviour is the most useful to learn from), with a count and a rate-limited warning. Dropping
+frees a tenth of the bound at once, so a full spool costs O(1) work per record, amortised.
+
+Several Recorders of one agent use `name`, `name-1`, ...; the next Recorder to start adopts every
+spool that no live Recorder holds, so nothing left by a dead one waits for a Recorder that never
+comes back to its exact directory.
 """
 
 from __future__ import annotations
@@ -18,8 +23,11 @@ from pathlib import Path
 import structlog
 
 from kaizen.errors import KaizenError
+from kaizen.streams.limits import limiter
 
 log = structlog.get_logger(__name__)
+#: After dropping, the spool holds at most this share of its bound (room for the next records).
+LOW_WATER = 0.9
 
 
 @dataclass(frozen=True)
@@ -50,6 +58,7 @@ class Spool:
         self.max_bytes = max_bytes
         self.dropped = 0
         self._lock = threading.Lock()
+        self._warn = limiter(__name__, every=30.0)
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
@@ -109,34 +118,75 @@ class Spool:
 
     @classmethod
     def claim(cls, base: Path, name: str, max_bytes: int) -> Spool:
-        """The first free spool of `name`, `name-1`, ... so several Recorders of one agent coexist
-        and a restarted one picks up what a dead one left."""
+        """The first free spool of `name`, `name-1`, ... so several Recorders of one agent coexist;
+        it adopts the records of every other free spool of `name`, so none is left undrained."""
         for index in range(1000):
             try:
-                return cls(base / (name if index == 0 else f"{name}-{index}"), max_bytes)
+                spool = cls(base / (name if index == 0 else f"{name}-{index}"), max_bytes)
             except SpoolBusy:
                 continue
+            spool.adopt_siblings(base, name)
+            return spool
         raise SpoolBusy(f"no free spool for {name} under {base}")
 
+    def adopt_siblings(self, base: Path, name: str) -> int:
+        """Move the records of every spool of `name` that no live Recorder holds into this one
+        (emit order is kept: rows are keyed by emit time); returns how many were adopted."""
+        adopted = 0
+        numbered = [d for d in base.glob(f"{name}-*") if d.name[len(name) + 1:].isdigit()]
+        for sibling in [base / name, *sorted(numbered)]:
+            if sibling == self.path.parent or not (sibling / "spool.sqlite3").exists():
+                continue
+            try:
+                other = Spool(sibling, self.max_bytes)
+            except SpoolBusy:
+                continue
+            try:
+                adopted += self._take(other)
+            finally:
+                other.close()
+        if adopted:
+            log.info("adopted the records of other spools of this agent", adopted=adopted,
+                     spool=str(self.path))
+        return adopted
+
+    def _take(self, other: Spool) -> int:
+        if not len(other):
+            return 0
+        with self._lock:
+            self._db.execute("ATTACH DATABASE ? AS other", (str(other.path),))
+            try:
+                self._db.execute("BEGIN")
+                moved = self._db.execute(
+                    "INSERT OR IGNORE INTO spool SELECT * FROM other.spool").rowcount
+                self._db.execute("DELETE FROM other.spool")
+                self._db.execute("COMMIT")
+            finally:
+                self._db.execute("DETACH DATABASE other")
+            self._bytes, self._count = self._db.execute(
+                "SELECT COALESCE(SUM(size), 0), COUNT(*) FROM spool").fetchone()
+            if self._bytes > self.max_bytes:
+                self._drop_oldest()
+        return int(moved)
+
     def _drop_oldest(self) -> None:
-        excess = self._bytes - self.max_bytes
-        rows = self._db.execute(
-            "SELECT order_key, size FROM spool ORDER BY order_key LIMIT 10000"
-        ).fetchall()
-        freed, last, dropped = 0, None, 0
-        for order_key, size in rows:
-            if freed >= excess:
-                break
-            freed, last, dropped = freed + size, order_key, dropped + 1
-        if last is not None:
-            self._db.execute("DELETE FROM spool WHERE order_key <= ?", (last,))
-            self._bytes -= freed
-            self._count -= dropped
-            self.dropped += dropped
-            log.warning(
-                "spool full: dropped oldest events",
-                dropped=dropped,
-                dropped_total=self.dropped,
-                max_bytes=self.max_bytes,
-                path=str(self.path),
-            )
+        """Delete the oldest rows until the spool is under its low-water mark; the number of rows
+        read is the number dropped, and one drop makes room for many records."""
+        target = int(self.max_bytes * LOW_WATER)
+        dropped = 0
+        while self._bytes > target and self._count:
+            average = max(1, self._bytes // self._count)
+            batch = max(1, (self._bytes - target) // average + 1)
+            sizes = self._db.execute(
+                "DELETE FROM spool WHERE order_key IN"
+                " (SELECT order_key FROM spool ORDER BY order_key LIMIT ?) RETURNING size",
+                (batch,),
+            ).fetchall()
+            self._bytes -= sum(size for (size,) in sizes)
+            self._count -= len(sizes)
+            dropped += len(sizes)
+        self.dropped += dropped
+        self._warn.warning(
+            "spool full: dropped oldest events", dropped=dropped, dropped_total=self.dropped,
+            max_bytes=self.max_bytes, path=str(self.path),
+        )

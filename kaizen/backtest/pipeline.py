@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from kaizen.client.recorder import Recorder
+from kaizen.infra.cluster import KafkaCluster
 from kaizen.infra.kafka import KafkaLauncher
 from kaizen.processors.config import CURATION_TOPIC, TOOL_RESULTS_TOPIC
 from kaizen.readmodel.index import recall_from_index
@@ -47,7 +48,7 @@ class PipelineError(RuntimeError):
 class Pipeline:
     """Start with `Pipeline.start(settings)`, then `feed` / `drain` / `gate` / `recall`, `close`."""
 
-    def __init__(self, settings: Settings, launcher: KafkaLauncher | None) -> None:
+    def __init__(self, settings: Settings, launcher: KafkaLauncher | KafkaCluster | None) -> None:
         self.settings, self.launcher = settings, launcher
         self.topics = Topics(settings.topic_prefix)
         self.recorders: dict[tuple[str, str], Recorder] = {}
@@ -181,7 +182,7 @@ class Pipeline:
             self.launcher.down()
 
 
-def ensure_broker(settings: Settings) -> KafkaLauncher | None:
+def ensure_broker(settings: Settings) -> KafkaLauncher | KafkaCluster | None:
     """The launcher of a broker started for this backtest, or None if one already answered."""
     if broker_answers(settings.bootstrap):
         return None

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from kaizen.cli import (
     analytics,
     backtest,
+    deadletters,
     demo,
     experiences,
     forget,
@@ -32,7 +33,7 @@ from kaizen.settings import Settings, SettingsError, load_settings
 Handler = Callable[[argparse.Namespace, Settings], int]
 
 COMMANDS = (stack, replay, imports, backtest, process, experiences, serve, analytics, snapshots,
-            forget, rebuild, demo)
+            deadletters, forget, rebuild, demo)
 """The command modules, in the order `kaizen --help` lists them."""
 
 

@@ -10,6 +10,8 @@ from kaizen.settings import Settings
 
 
 def _stack(args: argparse.Namespace, settings: Settings) -> int:
+    if getattr(args, "brokers", None):
+        settings = settings.model_copy(update={"kafka_brokers": args.brokers})
     if args.command == "up":
         return stack.up(settings, secure=args.secure)
     return {"status": stack.status, "down": stack.down}[args.command](settings)
@@ -30,6 +32,8 @@ def register(sub: Any) -> None:
         if name == "up":
             command.add_argument("--secure", action="store_true",
                                  help="SASL/SCRAM and ACLs per role (KAIZEN_KAFKA_SECURE)")
+            command.add_argument("--brokers", type=int, choices=range(1, 10), metavar="N",
+                                 help="a local KRaft cluster of N brokers (replication min(3, N))")
     topics = sub.add_parser("topics", help="manage the topic catalog")
     topics_sub = topics.add_subparsers(dest="topics_command", required=True)
     topics_sub.add_parser("create", help="create missing topics (idempotent)").set_defaults(

@@ -1,25 +1,30 @@
 """`kaizen.recall(...)`: the lessons an agent should see for the task at hand.
 
 Asks the running `kaizen serve` (which owns the embedded stores and keeps the in-process index of
-the active behavior set current). Without a service it opens the experience library itself, which
-works as long as no other process holds the embedded store.
+the active behavior set current), with `KAIZEN_API_TOKEN` when the service requires tokens.
+Without a service it opens the experience library itself (server install only), which works as
+long as no other process holds the embedded store.
+
+An agent is never hurt by recall: a slow, broken, refusing or absent service, a reset connection,
+an answer that is not what was asked for, or a busy store all give no lessons and one warning
+(per reason, rate-limited), never an exception.
 """
 
 from __future__ import annotations
 
+import http.client
 import urllib.error
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-import structlog
-
-from kaizen.client.api import ApiError, post_json
+from kaizen.client.api import ApiError, api_base, post_json
 from kaizen.readmodel.lesson import Recalled, lesson_from_json
 from kaizen.readmodel.prompt import render_lessons
 from kaizen.settings import Settings, load_settings
+from kaizen.streams.limits import limiter
 
 __all__ = ["Recalled", "recall", "render_lessons"]
-log = structlog.get_logger(__name__)
+_warn = limiter(__name__, every=300.0)
 
 
 def recall(
@@ -40,18 +45,31 @@ def recall(
     settings = settings or load_settings()
     body = {"task": task, "agent": agent, "tenant": tenant, "user": user,
             "tools": list(tools) if tools is not None else None, "k": k}
-    try:  # with KAIZEN_API_TOKEN when the service requires tokens
+    where = api_base(settings)
+    try:
         answer = post_json(settings, "/recall", body, timeout)
-    except ApiError as error:  # refused (token, tenant): no lessons, and say why; never raise
-        log.error("recall refused by the service", status=error.status, error=str(error))
-        return []
-    except urllib.error.URLError:
+        return [lesson_from_json(x) for x in answer["lessons"]]
+    except ApiError as error:  # refused (token, tenant) or failed: say why, never raise
+        return _no_lessons("recall service answered with an error", error, where)
+    except urllib.error.URLError:  # no service there: ask the library itself
         return _recall_without_service(settings, body)
-    return [lesson_from_json(x) for x in answer["lessons"]]
+    except (OSError, http.client.HTTPException) as error:  # timeout, reset, truncated answer
+        return _no_lessons("recall service did not answer", error, where)
+    except (ValueError, KeyError, TypeError, AttributeError) as error:
+        return _no_lessons("recall service gave an answer that is not lessons", error, where)
+
+
+def _no_lessons(reason: str, error: BaseException, where: str) -> list[Recalled]:
+    _warn.warning(reason + "; no lessons this time", error=repr(error), where=where)
+    return []
 
 
 def _recall_without_service(settings: Settings, body: Mapping[str, Any]) -> list[Recalled]:
     """No service answered: read the embedded library (server install only)."""
-    from kaizen.client.embedded import recall_embedded
+    try:
+        from kaizen.client.embedded import recall_embedded
 
-    return recall_embedded(settings, body)
+        return recall_embedded(settings, body)
+    except Exception as error:  # noqa: BLE001 - not installed, store busy, unreadable
+        return _no_lessons("no recall service and the library cannot be read", error,
+                           str(settings.home))

@@ -9,8 +9,6 @@ stores in embedded mode goes through this process.
 from __future__ import annotations
 
 import signal
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Sequence
@@ -18,17 +16,21 @@ from typing import Any
 
 import structlog
 
+from kaizen.processors.config import CURATION_TOPIC, TOOL_RESULTS_TOPIC
 from kaizen.processors.learning.evaluation import Evaluator
 from kaizen.processors.learning.snapshots import Policy
 from kaizen.schemas import model
 from kaizen.schemas.codec import DecodeError
+from kaizen.schemas.dead_letters import failure_reason
 from kaizen.service.gate import Behavior
 from kaizen.service.stores import Stores
+from kaizen.service.supervision import GroupWatch, Health, ProcessorsChild, Status, supervise
 from kaizen.settings import Settings
 from kaizen.sinks.base import Sink
 from kaizen.sinks.library_sink import LibrarySink
 from kaizen.streams.admin import create_topics
-from kaizen.streams.consumer import EventConsumer
+from kaizen.streams.consumer import Consumed, EventConsumer
+from kaizen.streams.lag import LagProbe
 from kaizen.streams.personal import codec_with_keys
 from kaizen.streams.replay import Bounds, TopicReader
 from kaizen.streams.snapshot_log import SnapshotTail, publish
@@ -43,18 +45,23 @@ class SinkRunner:
     def __init__(self, settings: Settings, stores: Stores, behavior: Behavior | None = None
                  ) -> None:
         topics = Topics(settings.topic_prefix)
-        self.consumer = EventConsumer(
-            settings.bootstrap, f"{settings.topic_prefix}-sinks-v1",
-            [topics.episodes, topics.signals, topics.patterns, topics.experiences,
-             topics.snapshots], topics.deadletter, "sinks",
-            codec=codec_with_keys(settings.personal_keys),
-        )
+        kinds = {topics.episodes: "episodes", topics.signals: "signals",
+                 topics.patterns: "patterns", topics.experiences: "experiences",
+                 topics.snapshots: "snapshots"}
+        self.group = sinks_group(settings)
+        self.topics = list(kinds)
+        # the processors read the episodes first and write their dead letters (one per record)
+        self.consumer = EventConsumer(settings.bootstrap, self.group, kinds, topics.deadletter,
+                                      "sinks", limits=settings.limits,
+                                      letters_by_others=[topics.episodes],
+                                      codec=codec_with_keys(settings.personal_keys))
         self.library_sink = LibrarySink(stores.library, stores.index)
         self.library_sink.setup()
         self.stores = stores
         self.sinks: list[Sink[Any]] = [stores.clickhouse, self.library_sink]
         self.stop = threading.Event()
         self.consumed = 0
+        self._rejected_at_flush = 0
         self.behavior = behavior
 
     def run(self) -> None:
@@ -62,7 +69,12 @@ class SinkRunner:
             while not self.stop.is_set():
                 self.step()
         finally:
+            self.close()
+
+    def close(self) -> None:
+        try:
             self.flush()
+        finally:
             self.consumer.close()
 
     def step(self) -> None:
@@ -70,18 +82,42 @@ class SinkRunner:
             for sink in self.sinks:
                 sink.add(item.event, item.position)
             if self.behavior is not None and isinstance(item.event, model.Signal):
-                self.behavior.on_signal(item.event)
+                self._to_gate(item)
             self.consumed += 1
-        if any(sink.due() for sink in self.sinks):
+        if any(sink.due() for sink in self.sinks) or self._only_rejected():
             self.flush()
 
+    def _to_gate(self, item: Consumed) -> None:
+        """The gate's folds get the signal; one that raises on it (3 tries) is dead-lettered
+        with the traceback, and the sinks go on: raising here would drop the rest of the
+        polled batch from the sinks' buffers."""
+        assert self.behavior is not None and isinstance(item.event, model.Signal)
+        for attempt in range(3):
+            try:
+                self.behavior.on_signal(item.event)
+                return
+            except Exception as error:
+                if attempt == 2:
+                    log.exception("the gate cannot take a signal; dead-lettered",
+                                  position=item.position)
+                    self.consumer.reject(item, "gate", error, failure_reason("gate", 3, error))
+
+    def _only_rejected(self) -> bool:
+        """Rejected records alone since the last flush: commit past them too, or the lag
+        would never reach zero (and they would be read again at every start)."""
+        return self.consumer.rejected != self._rejected_at_flush \
+            and not any(sink.pending() for sink in self.sinks)
+
     def flush(self) -> None:
-        """Flush every sink, then commit what all of them hold durably."""
+        """Flush every sink, then commit what all of them hold durably, and past the records
+        rejected meanwhile (everything polled before them is written now)."""
         with self.stores.lock:
             results = [sink.flush() for sink in self.sinks]
-        offsets: dict[tuple[str, int], int] = {}
+        offsets = self.consumer.passed()
+        self._rejected_at_flush = self.consumer.rejected
         for result in results:
-            offsets.update(result)
+            for key, offset in result.items():
+                offsets[key] = max(offsets.get(key, 0), offset)
         self.consumer.commit(offsets)
 
 
@@ -96,11 +132,21 @@ def make_behavior(settings: Settings, stores: Stores, policy: Policy | None = No
                     policy=policy, evaluators=evaluators)
 
 
-def run_gate(behavior: Behavior, tail: SnapshotTail, every: float, stop: threading.Event) -> None:
-    """Look for candidates every `every` seconds, once the snapshot log has been read."""
+def sinks_group(settings: Settings) -> str:
+    return f"{settings.topic_prefix}-sinks-v1"
+
+
+def run_gate(behavior: Behavior, tail: SnapshotTail, every: float, stop: threading.Event,
+             status: Status | None = None) -> None:
+    """Look for candidates every `every` seconds, once the snapshot log has been read; a gate
+    run that raises is reported and retried with a backoff (`kaizen/service/supervision.py`)."""
     tail.wait_caught_up(60)
-    while not stop.wait(every):
-        behavior.gate()
+
+    def once() -> None:
+        if not stop.wait(every):
+            behavior.gate()
+
+    supervise(status or Status("gate"), once, stop)
 
 
 def restore_behavior(settings: Settings, behavior: Behavior, tail: SnapshotTail) -> int:
@@ -127,9 +173,15 @@ def restore_behavior(settings: Settings, behavior: Behavior, tail: SnapshotTail)
     return replayed
 
 
-def start_processors(settings: Settings) -> subprocess.Popen[bytes]:
-    """The stream processors in a child process (faust wants its own event loop)."""
-    return subprocess.Popen([sys.executable, "-m", "kaizen.cli", "process"])
+def make_health(settings: Settings, runner: SinkRunner, probe: LagProbe) -> Health:
+    """/health: the sinks' and processors' groups (the processors' internal topics included)."""
+    topics = Topics(settings.topic_prefix)
+    processors_topics = [topics.episodes, f"{settings.topic_prefix}.{TOOL_RESULTS_TOPIC}",
+                         f"{settings.topic_prefix}.{CURATION_TOPIC}"]
+    groups = {"sinks": GroupWatch(runner.group, runner.topics),
+              "processors": GroupWatch(f"{settings.topic_prefix}-processors", processors_topics)}
+    return Health(probe, groups, stall_seconds=settings.health_stall_seconds,
+                  max_lag=settings.health_max_lag)
 
 
 def serve(settings: Settings, *, processors: bool = True, ready: threading.Event | None = None,
@@ -143,20 +195,30 @@ def serve(settings: Settings, *, processors: bool = True, ready: threading.Event
     from kaizen.service.http_api import auth_policy, make_server
 
     auth_policy(settings)  # no tokens where they are required: refuse before starting anything
-    create_topics(settings.bootstrap, settings.topic_prefix, settings.topic_partitions)
+    create_topics(settings.bootstrap, settings.topic_prefix, settings.topic_partitions,
+                  client=settings.kafka_client, replication=settings.topic_replication)
     stores = Stores.open(settings)
     behavior = make_behavior(settings, stores, policy, evaluators)
     tail = SnapshotTail(settings.bootstrap, Topics(settings.topic_prefix).snapshots,
                         behavior.on_snapshot_event).start()
     restore_behavior(settings, behavior, tail)
     runner = SinkRunner(settings, stores, behavior)
-    child = start_processors(settings) if processors else None
-    server = make_server(settings.http_host, settings.http_port, stores, settings, behavior)
+    probe = LagProbe(settings.bootstrap)
+    health = make_health(settings, runner, probe)
+    health.extra["experiences"] = lambda: len(stores.index)
+    child = ProcessorsChild(health.part("processors")) if processors else None
+    if child is not None:
+        child.start()
+        health.extra["processors"] = lambda: {"pid": child.pid, **child.status.as_json()}
+    server = make_server(settings.http_host, settings.http_port, stores, settings, behavior,
+                         health=health.report)
     gate_stop = threading.Event()
-    threads = [threading.Thread(target=runner.run, name="kaizen-sinks", daemon=True),
+    threads = [threading.Thread(target=supervise, name="kaizen-sinks", daemon=True,
+                                args=(health.part("sinks"), runner.step, runner.stop)),
                threading.Thread(target=server.serve_forever, name="kaizen-http", daemon=True),
                threading.Thread(target=run_gate, name="kaizen-gate", daemon=True,
-                                args=(behavior, tail, settings.gate_seconds, gate_stop))]
+                                args=(behavior, tail, settings.gate_seconds, gate_stop,
+                                      health.part("gate")))]
     for thread in threads:
         thread.start()
     log.info("kaizen serving", http=f"http://{settings.http_host}:{server.server_port}",
@@ -165,11 +227,9 @@ def serve(settings: Settings, *, processors: bool = True, ready: threading.Event
     if ready is not None:
         ready.set()
     try:
-        while not stop.is_set():
-            time.sleep(0.2)
-            if child is not None and child.poll() is not None:
-                log.error("processors exited; restarting", code=child.returncode)
-                child = start_processors(settings)
+        while not stop.wait(0.2):
+            if child is not None:
+                child.check()
     except KeyboardInterrupt:
         pass
     finally:
@@ -178,13 +238,10 @@ def serve(settings: Settings, *, processors: bool = True, ready: threading.Event
         tail.stop()
         runner.stop.set()
         threads[0].join(30)
+        runner.close()
         if child is not None:
-            child.terminate()
-            try:
-                child.wait(15)
-            except subprocess.TimeoutExpired:  # a worker stuck on an unreachable broker
-                child.kill()
-                child.wait(10)
+            child.stop()
+        probe.close()
         stores.close()
     return 0
 

@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlparse
@@ -30,6 +30,7 @@ from kaizen.readmodel.index import recall_from_index
 from kaizen.schemas.records import to_json
 from kaizen.schemas.scope import parse_scope_key
 from kaizen.service import auth
+from kaizen.service.http_limits import LimitedHandler, LimitedHTTPServer, Limits
 from kaizen.service.snapshot_actions import Request, events_for
 from kaizen.settings import Settings, SettingsError
 from kaizen.sinks import analytics
@@ -101,10 +102,17 @@ def _of(scope: str, tenants: frozenset[str] | None) -> bool:
 
 
 def make_server(host: str, port: int, stores: Stores, settings: Settings,
-                behavior: Behavior | None = None) -> ThreadingHTTPServer:
+                behavior: Behavior | None = None,
+                health: Callable[[], dict[str, Any]] | None = None,
+                **limits: Any) -> LimitedHTTPServer:
+    """The API server; `limits` override the fields of `http_limits.Limits` (timeouts, body
+    size, threads, backlog)."""
+    bounds = Limits(**limits)
     policy = auth_policy(settings, host)
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(LimitedHandler):
+        limits = bounds
+
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib name
             return
 
@@ -148,7 +156,8 @@ def make_server(host: str, port: int, stores: Stores, settings: Settings,
                 if not parts:
                     self._reply_html(DASHBOARD.read_bytes())
                 elif parts == ["health"]:
-                    self._reply(200, {"ok": True, "experiences": len(stores.index)})
+                    self._reply(200, health() if health is not None else
+                                {"ok": True, "status": "ok", "experiences": len(stores.index)})
                 elif len(parts) == 2 and parts[0] == "analytics" and parts[1] in ANALYTICS:
                     ok, tenants = self._tenants(params)
                     if ok:
@@ -201,8 +210,7 @@ def make_server(host: str, port: int, stores: Stores, settings: Settings,
             if self._guard("reader") is None:
                 return
             try:
-                length = int(self.headers.get("Content-Length", 0))
-                body = json.loads(self.rfile.read(length) or b"{}")
+                body = self.read_json()
                 if self._guard("reader", str(body["tenant"])) is None:
                     return
                 self._reply(200, recall_from_index(stores.index, body))
@@ -230,8 +238,7 @@ def make_server(host: str, port: int, stores: Stores, settings: Settings,
         def _snapshot_action(self, action: str, who: auth.Principal) -> None:
             assert behavior is not None
             try:
-                length = int(self.headers.get("Content-Length", 0))
-                body = json.loads(self.rfile.read(length) or b"{}")
+                body = self.read_json()
                 if self._guard("operator", str(body["tenant"])) is None:
                     return
                 # the actor is who the token says, never a body field
@@ -245,4 +252,4 @@ def make_server(host: str, port: int, stores: Stores, settings: Settings,
             except (KeyError, ValueError, TypeError) as error:
                 self._reply(HTTPStatus.BAD_REQUEST, {"error": str(error)})
 
-    return ThreadingHTTPServer((host, port), Handler)
+    return LimitedHTTPServer((host, port), Handler, bounds)

@@ -1,15 +1,28 @@
-"""`kaizen up | status | down | topics create`: the local stack, as a user sees it."""
+"""`kaizen up | status | down | topics create`: the local stack, as a user sees it.
+
+`kaizen up --brokers 3` (or `KAIZEN_KAFKA_BROKERS=3`) starts a three-broker KRaft cluster and
+creates the topics with replication 3 and min.insync.replicas 2; other commands reach it through
+the same setting (`Settings.bootstrap` lists every node).
+"""
 
 from __future__ import annotations
 
 import sys
 
+from kaizen.infra.cluster import KafkaCluster
 from kaizen.infra.kafka import KafkaLauncher, KafkaLauncherError
 from kaizen.settings import Settings
 from kaizen.streams.admin import create_topics as create_catalog_topics
 
 
-def launcher(settings: Settings, secure: bool = False) -> KafkaLauncher:
+def launcher(settings: Settings, secure: bool = False) -> KafkaLauncher | KafkaCluster:
+    """The single broker, or the cluster when `kafka_brokers` > 1 or this home holds one (its
+    size is kept: a cluster is never restarted as a smaller one)."""
+    made = [int(d.name.split("-")[1]) for d in settings.home.glob("kafka-[0-9]*")]
+    brokers = max([settings.kafka_brokers, *made])
+    if brokers > 1:
+        return KafkaCluster(home=settings.home, brokers=brokers, port=settings.kafka_port,
+                            controller_port=settings.controller_port)
     return KafkaLauncher(
         home=settings.home, port=settings.kafka_port, controller_port=settings.controller_port,
         cache_dir=settings.jar_cache,
@@ -35,7 +48,7 @@ def up(settings: Settings, secure: bool = False) -> int:
     except KafkaLauncherError as error:
         print(f"kaizen up: {error}", file=sys.stderr)
         return 1
-    if local.secure:
+    if isinstance(local, KafkaLauncher) and local.secure:  # a cluster runs without SASL
         from kaizen.service.stack_secure import secure_up
 
         return secure_up(settings, local)
@@ -62,6 +75,7 @@ def create_topics(settings: Settings) -> int:
     reports = create_catalog_topics(
         settings.bootstrap, settings.topic_prefix, settings.topic_partitions,
         client=settings.kafka_client,
+        replication=settings.topic_replication,
     )
     for report in reports:
         print(f"topic {report.name:<28} {report.action:<8} partitions={report.partitions}")

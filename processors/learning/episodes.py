@@ -49,6 +49,7 @@ SEEN_LIMIT = 256  # event ids remembered for duplicate detection (seq catches ol
 OPEN_CALL_LIMIT = 256  # calls still waiting for a result; the oldest are forgotten first
 FAILURE_LIMIT = 64  # unrecovered failures kept per episode; the oldest are forgotten first
 NO_ERROR_TEXT = "(no error text)"
+SIGNAL_TEXT_LIMIT = 32 * 1024  # characters of each text a signal carries (task, error, ...)
 #: Namespace of signal event ids (uuid5), fixed forever: replays must give the same ids.
 SIGNAL_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "kaizen:signals:v1")
 
@@ -370,6 +371,7 @@ def _signal(
         key = source.event.seq if key is None else key
         source = (source.event.occurred_at, source.partition, source.offset)
     occurred_at, partition, offset = source
+    fields = {k: _cut(v) if isinstance(v, str) else v for k, v in fields.items()}
     return Signal(
         event_id=str(uuid.uuid5(SIGNAL_NAMESPACE, f"{state.episode_id}/{kind}/{key}")),
         occurred_at=occurred_at,
@@ -379,12 +381,20 @@ def _signal(
         kind=kind,
         user=state.user,
         snapshot_id=state.snapshot_id,
-        task=state.task,
+        task=_cut(state.task),
         task_type=state.task_type,
         source_partition=partition,
         source_offset=offset,
         **fields,
     )
+
+
+def _cut(text: str) -> str:
+    """A text field of a signal, bounded: a signal carries texts of several events (task, error,
+    arguments), and must stay far below the broker's record limit whatever they were."""
+    if len(text) <= SIGNAL_TEXT_LIMIT:
+        return text
+    return text[:SIGNAL_TEXT_LIMIT] + f"…[kaizen: cut {len(text) - SIGNAL_TEXT_LIMIT} chars]"
 
 
 def _arguments(arguments_json: str) -> dict[str, Any]:

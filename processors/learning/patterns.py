@@ -8,23 +8,28 @@ windows, and a status (`new`, `spiking` or `steady`) that flags an API that just
 
 Time is event time (`occurred_at`), never the wall clock, and every id is derived from content, so
 replaying the log produces exactly the patterns live processing produced. Re-delivered events are
-recognised by their event id and change nothing. The event ids of open windows are kept, not a
-smaller per-episode "highest seq seen": the assemble step forwards each tool result as it ARRIVES
+recognised by their event id and change nothing. Recent event ids are kept, not a smaller
+per-episode "highest seq seen": the assemble step forwards each tool result as it ARRIVES
 (`processors/routing.py`), duplicates and out-of-seq arrivals included (the Recorder's spool can
 reorder; only `episodes.apply_event` restores seq order, internally), so a max-seq check would
 drop late-but-new results.
 
-Cost. Folding one event is O(1) in the number of events in the windows: the id and distinct-value
-sets are insertion-ordered dicts (membership O(1); `to_dict` writes them in arrival order without
-sorting, so a state restored from JSON serializes identically), and only moving the watermark
-walks the windows, of which at most `history_windows + 1` exist. The baseline walks those same
-few windows per failure. The state itself is O(events of the open windows).
+Cost and size. Folding one event is O(1): a handful of hashes and dict updates; only moving the
+watermark walks the windows, of which at most `history_windows + 1` exist. The state is O(1) in
+the number of events, far below the changelog's ~1 MB message limit whatever the traffic (a
+property test drives one window with a million results): distinct sessions / users / tenants
+are `sketch.Distinct` counts (exact up to 32, then a HyperLogLog of 128 registers), duplicates
+are recognised among the last `RECENT_IDS` event ids of the agent (a re-delivery comes back soon
+after its original), and a window keeps at most `MAX_WINDOW_TOOLS` tools and
+`MAX_WINDOW_SIGNATURES` signatures (failures of further signatures count as calls, and in
+`overflow`, but make no pattern: a window with that many distinct errors is noise, not one API
+that changed).
 
 Windows and lateness. The watermark is the newest window seen. Events of the watermark window and
-of the `late_windows` windows before it are accepted ("open" windows keep the sets needed to count
-distinct values and to recognise duplicates). Older windows are "closed": their sets are dropped,
-only the counts the baseline needs remain, and events that still arrive for them are ignored. At
-most `history_windows` windows before the watermark are kept, so the state stays bounded.
+of the `late_windows` windows before it are accepted ("open" windows keep the sketches needed to
+count distinct values). Older windows are "closed": their sketches are dropped, only the counts
+the baseline needs remain, and events that still arrive for them are ignored. At most
+`history_windows` windows before the watermark are kept.
 
 This module must stay pure: no Kafka, faust or store imports (an import-linter contract checks it).
 """
@@ -36,6 +41,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from kaizen.processors.learning.sketch import Distinct, RecentIds
 from kaizen.schemas.model import EpisodeEvent, Pattern, ToolResult
 from kaizen.schemas.scope import scope_key
 
@@ -48,7 +54,16 @@ BASELINE_FLOOR = 0.01
 
 #: Signatures whose first/last-seen times are remembered per agent. Beyond it the signature seen
 #: longest ago is forgotten (and would be reported `new` again if it came back).
-MAX_SIGNATURES = 5000
+MAX_SIGNATURES = 1000
+
+#: Bounds of one window (see "Cost and size" above).
+MAX_WINDOW_TOOLS = 64
+MAX_WINDOW_SIGNATURES = 32
+
+#: Event ids remembered to recognise re-delivered tool results.
+RECENT_IDS = 4096
+
+STATE_VERSION = 2
 
 SignatureOf = Callable[[str, str], str]
 
@@ -59,45 +74,40 @@ class SignatureWindow:
 
     tool: str
     failures: int = 0
-    episodes: dict[str, None] = field(default_factory=dict)
-    users: dict[str, None] = field(default_factory=dict)
-    tenants: dict[str, None] = field(default_factory=dict)
+    episodes: Distinct = field(default_factory=Distinct)
+    users: Distinct = field(default_factory=Distinct)
+    tenants: Distinct = field(default_factory=Distinct)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "tool": self.tool,
             "failures": self.failures,
-            "episodes": list(self.episodes),
-            "users": list(self.users),
-            "tenants": list(self.tenants),
+            "episodes": self.episodes.to_json(),
+            "users": self.users.to_json(),
+            "tenants": self.tenants.to_json(),
         }
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> SignatureWindow:
-        return cls(
-            tool=d["tool"],
-            failures=d["failures"],
-            episodes=dict.fromkeys(d["episodes"]),
-            users=dict.fromkeys(d["users"]),
-            tenants=dict.fromkeys(d["tenants"]),
-        )
+    def from_dict(cls, d: dict[str, Any], version: int = STATE_VERSION) -> SignatureWindow:
+        load = Distinct.from_json if version >= 2 else Distinct.of  # v1 kept the values
+        return cls(tool=d["tool"], failures=d["failures"], episodes=load(d["episodes"]),
+                   users=load(d["users"]), tenants=load(d["tenants"]))
 
 
 @dataclass
 class Window:
-    """One tumbling window: calls per tool, failures per signature, event ids seen (while open)."""
+    """One tumbling window: calls per tool, failures per signature (sketches while open)."""
 
     tool_calls: dict[str, int] = field(default_factory=dict)
     signatures: dict[str, SignatureWindow] = field(default_factory=dict)
-    event_ids: dict[str, None] = field(default_factory=dict)
     closed: bool = False
+    overflow: int = 0  # failures of signatures beyond MAX_WINDOW_SIGNATURES (or of extra tools)
 
     def close(self) -> None:
-        """Drop the sets: a closed window only serves the baseline, which needs counts alone."""
+        """Drop the sketches: a closed window only serves the baseline, which needs counts."""
         self.closed = True
-        self.event_ids = {}
         for sig in self.signatures.values():
-            sig.episodes, sig.users, sig.tenants = {}, {}, {}
+            sig.episodes, sig.users, sig.tenants = Distinct(), Distinct(), Distinct()
 
     def rate(self, signature: str, tool: str) -> float | None:
         """Failure rate of `signature` among calls of `tool`; None if the tool was not called."""
@@ -111,48 +121,61 @@ class Window:
         return {
             "tool_calls": dict(sorted(self.tool_calls.items())),
             "signatures": {k: v.to_dict() for k, v in sorted(self.signatures.items())},
-            "event_ids": list(self.event_ids),
             "closed": self.closed,
+            "overflow": self.overflow,
         }
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Window:
+    def from_dict(cls, d: dict[str, Any], version: int = STATE_VERSION) -> Window:
         return cls(
             tool_calls=dict(d["tool_calls"]),
-            signatures={k: SignatureWindow.from_dict(v) for k, v in d["signatures"].items()},
-            event_ids=dict.fromkeys(d["event_ids"]),
+            signatures={k: SignatureWindow.from_dict(v, version)
+                        for k, v in d["signatures"].items()},
             closed=d["closed"],
+            overflow=d.get("overflow", 0),
         )
 
 
 @dataclass
 class PatternState:
-    """Recent windows of one agent, plus when each signature was first and last seen."""
+    """Recent windows of one agent, when each signature was first and last seen, and the most
+    recent event ids (duplicates)."""
 
     window_ms: int
     watermark: int | None = None
     windows: dict[int, Window] = field(default_factory=dict)
     first_seen: dict[str, int] = field(default_factory=dict)
     last_seen: dict[str, int] = field(default_factory=dict)
+    recent: RecentIds = field(default_factory=lambda: RecentIds(RECENT_IDS))
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "version": 1,
+            "version": STATE_VERSION,
             "window_ms": self.window_ms,
             "watermark": self.watermark,
             "windows": {str(k): w.to_dict() for k, w in sorted(self.windows.items())},
             "first_seen": dict(sorted(self.first_seen.items())),
             "last_seen": dict(sorted(self.last_seen.items())),
+            "recent": self.recent.to_json(),
         }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> PatternState:
+        version = d.get("version", 1)
+        recent = RecentIds(RECENT_IDS)
+        if version >= 2:
+            recent = RecentIds.from_json(d["recent"], RECENT_IDS)
+        else:  # v1 kept the ids per open window
+            for _, w in sorted(d["windows"].items(), key=lambda kv: int(kv[0])):
+                for event_id in w.get("event_ids", []):
+                    recent.add(event_id)
         return cls(
             window_ms=d["window_ms"],
             watermark=d["watermark"],
-            windows={int(k): Window.from_dict(w) for k, w in d["windows"].items()},
+            windows={int(k): Window.from_dict(w, version) for k, w in d["windows"].items()},
             first_seen=dict(d["first_seen"]),
             last_seen=dict(d["last_seen"]),
+            recent=recent,
         )
 
 
@@ -196,14 +219,19 @@ def apply_tool_result(
         return state, []
     start = event.occurred_at - event.occurred_at % window_ms
     window = _open_window(state, start, history_windows, late_windows)
-    if window is None or event.event_id in window.event_ids:
+    if window is None or not state.recent.add(event.event_id):
         return state, []
-    window.event_ids[event.event_id] = None
     tool = payload.tool_name
+    if tool not in window.tool_calls and len(window.tool_calls) >= MAX_WINDOW_TOOLS:
+        window.overflow += not payload.ok
+        return state, []
     window.tool_calls[tool] = window.tool_calls.get(tool, 0) + 1
     if payload.ok:
         return state, []
     signature = signature_of(tool, payload.error or "")
+    if signature not in window.signatures and len(window.signatures) >= MAX_WINDOW_SIGNATURES:
+        window.overflow += 1
+        return state, []
     _count_failure(state, window, event, tool, signature)
     pattern = _pattern(
         state, event, tool, signature, start, spike_factor=spike_factor, min_failures=min_failures
@@ -239,10 +267,10 @@ def _count_failure(
 ) -> None:
     sig = window.signatures.setdefault(signature, SignatureWindow(tool=tool))
     sig.failures += 1
-    sig.episodes[event.episode_id] = None
-    sig.tenants[event.tenant] = None
+    sig.episodes.add(event.episode_id)
+    sig.tenants.add(event.tenant)
     if event.user is not None:
-        sig.users[event.user] = None
+        sig.users.add(event.user)
     at = event.occurred_at
     state.first_seen[signature] = min(state.first_seen.get(signature, at), at)
     state.last_seen[signature] = max(state.last_seen.get(signature, at), at)
@@ -305,9 +333,9 @@ def _pattern(
         window_start=start,
         window_seconds=state.window_ms // 1000,
         failures=sig.failures,
-        sessions=len(sig.episodes),
-        users=len(sig.users),
-        tenants=len(sig.tenants),
+        sessions=sig.episodes.count(),
+        users=sig.users.count(),
+        tenants=sig.tenants.count(),
         tool_calls=calls,
         rate=rate,
         baseline_rate=baseline,
