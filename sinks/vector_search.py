@@ -127,7 +127,7 @@ class VectorSearch:
         bits = np.zeros(len(self.base), dtype=bool)
         bits[labels[labels >= 0]] = True
         bitmap = np.packbits(bits, bitorder="little")
-        selector = faiss.IDSelectorBitmap(len(self.base), faiss.swig_ptr(bitmap))
+        selector = faiss.IDSelectorBitmap(bitmap.size, faiss.swig_ptr(bitmap))  # n: bytes
         params = faiss.SearchParametersIVF(sel=selector, nprobe=NPROBE)
         _, found = self.base.index.search(query.reshape(1, -1), k + OVERFETCH, params=params)
         near = self.row_of_label[found[0][found[0] >= 0]]
