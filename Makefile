@@ -43,11 +43,15 @@ test: setup lint ## Set everything up, lint, and run the whole suite
 demo: setup ## Start the local stack and run the main job
 	$(BIN)/kaizen demo
 
-bench: setup ## Print the benchmark figures
+bench: setup ## Run every benchmark; one markdown table of the figures in .kaizen/bench.md
+	@mkdir -p .kaizen/bench
+	$(BIN)/python bench/emit.py --json .kaizen/bench/emit.json
+	$(BIN)/python bench/recall.py --json .kaizen/bench/recall.json
+	$(BIN)/python bench/process.py --json .kaizen/bench/process.json
+	$(BIN)/python bench/rollback.py --json .kaizen/bench/rollback.json
 	$(BIN)/python bench/embedding.py
-	$(BIN)/python bench/process.py
-	$(BIN)/python bench/rollback.py
 	$(BIN)/python bench/drift.py
+	$(BIN)/python bench/report.py --dir .kaizen/bench --out .kaizen/bench.md
 
 clean: ## Stop the local stack and remove data dirs
 	-$(BIN)/kaizen down

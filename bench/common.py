@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 from collections.abc import Iterator
@@ -35,3 +36,10 @@ def broker(home: Path) -> Iterator[str]:
 
 def percentile(sorted_values: list[float], q: float) -> float:
     return sorted_values[min(len(sorted_values) - 1, int(len(sorted_values) * q))]
+
+
+def write_json(path: Path, figures: dict[str, float]) -> None:
+    """A benchmark's figures under their stable names (`bench/report.py` tabulates them)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({k: round(float(v), 4) for k, v in figures.items()}, indent=1,
+                               sort_keys=True) + "\n")

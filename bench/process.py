@@ -4,11 +4,17 @@ Prints, from one run on one machine (so the ratio is meaningful on a noisy box):
 - the raw consume rate of the episodes topic (confluent-kafka, no decoding), the rate of one faust
   worker that takes the same events and does nothing (faust's own ceiling), and the rate of one
   processor worker over the same topic, with the ratios;
+- the rate until every output is written (signals, patterns, experiences), as a ratio to faust
+  alone (`outputs_to_faust_ratio`, target >= 0.7); every rate is timed from the first progress,
+  so worker start-up counts in none of them;
+- two workers on a copy of the same topic (same partitions): their combined rate until every
+  output is written, next to one worker's (`two_workers_to_one_ratio`);
 - the latency from a recovery being emitted by a Recorder to its experience appearing on
-  `kaizen.experiences` (p50 / p99), with the worker caught up.
+  `kaizen.cli.experiences`, and to its lesson being recallable from the service's recall index
+  (through the sink runner), p50 / p99, with the worker caught up (target p99 < 1 s).
 
-Run: `python bench/process.py [--events 60000]` after `make setup`. Starts its own broker in a temp
-dir unless KAIZEN_KAFKA_BOOTSTRAP is set.
+Run: `python bench/process.py [--events 60000] [--json PATH]` after `make setup`. Starts its own
+broker in a temp dir unless KAIZEN_KAFKA_BOOTSTRAP is set.
 """
 
 from __future__ import annotations
@@ -22,15 +28,17 @@ import tempfile
 import threading
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, Producer, TopicPartition
 
-from bench.common import broker, percentile
+from bench.common import broker, percentile, write_json
+from bench.learning_latency import recovery_to_recallable
 from kaizen.schemas import model
 from kaizen.schemas.codec import Codec
 from kaizen.streams.admin import create_topics
+from kaizen.streams.clients import producer_config
 from kaizen.streams.recorder import Recorder
 from kaizen.streams.topics import Topics
 
@@ -82,45 +90,91 @@ def _committed(bootstrap: str, group: str, topic: str, partitions: list[int]) ->
     return sum(max(tp.offset, 0) for tp in offsets)
 
 
+@dataclass
+class Run:
+    """One measured run of worker processes over the episodes topic."""
+
+    rate: float  # episode events/s assembled (committed input offsets), from the first progress
+    workers: list[subprocess.Popen[bytes]]
+    started_at: float  # when the first progress was seen
+    started_done: int  # events committed by then
+
+    def stop(self) -> None:
+        for worker in self.workers:
+            worker.terminate()
+        for worker in self.workers:
+            worker.wait(30)
+
+
 def processor_rate(bootstrap: str, prefix: str, home: Path, total: int,
-                   baseline: bool = False) -> tuple[float, Any]:
-    """Events/s of one worker over the episodes topic, from its committed offsets; `baseline`
-    runs faust alone (`kaizen process --faust-baseline`: takes the events, does nothing)."""
+                   baseline: bool = False, workers: int = 1) -> Run:
+    """Events/s of `workers` workers over the episodes topic, from their committed offsets;
+    `baseline` runs faust alone (`kaizen process --faust-baseline`: takes the events, does
+    nothing). The clock starts at the first progress, so start-up is left out of every rate."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("KAIZEN_")}
-    env.update(KAIZEN_KAFKA_BOOTSTRAP=bootstrap, KAIZEN_TOPIC_PREFIX=prefix, KAIZEN_HOME=str(home))
+    env.update(KAIZEN_KAFKA_BOOTSTRAP=bootstrap, KAIZEN_TOPIC_PREFIX=prefix)
     command = [sys.executable, "-m", "kaizen.cli", "process"]
-    worker = subprocess.Popen([*command, "--faust-baseline"] if baseline else command, env=env,
+    procs = [subprocess.Popen([*command, "--faust-baseline"] if baseline else command,
+                              env={**env, "KAIZEN_HOME": str(home / f"w{n}")},
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+             for n in range(workers)]
     topic = Topics(prefix).episodes
     group = f"{prefix}-processors" + ("-baseline" if baseline else "")
     partitions = list(range(3))
     first_progress: tuple[float, int] | None = None
     done = 0
     while done < total:
-        time.sleep(0.5)
+        time.sleep(0.2)
         done = _committed(bootstrap, group, topic, partitions)
         if done and first_progress is None:
             first_progress = (time.perf_counter(), done)
-        print(f"\r  processed {done:,}/{total:,}", end="", file=sys.stderr)
+        if sys.stderr.isatty():
+            print(f"\r  processed {done:,}/{total:,}", end="", file=sys.stderr)
     print(file=sys.stderr)
     started_at, started_done = first_progress or (time.perf_counter(), 0)
-    return (done - started_done) / max(time.perf_counter() - started_at, 1e-9), worker
+    rate = (done - started_done) / max(time.perf_counter() - started_at, 1e-9)
+    return Run(rate, procs, started_at, started_done)
 
 
 def wait_downstream_idle(bootstrap: str, topics: Topics, quiet_s: float = 3.0) -> float:
-    """Seconds until the learning outputs stop growing: the curation and pattern steps run behind
-    episode assembly, so this is when the whole pipeline has caught up."""
-    started, probe = time.perf_counter(), Consumer({"bootstrap.servers": bootstrap,
-                                                     "group.id": "probe-idle"})
+    """When the learning outputs stopped growing (perf_counter): the curation and pattern steps
+    run behind episode assembly, so this is when the whole pipeline has caught up."""
+    probe = Consumer({"bootstrap.servers": bootstrap, "group.id": "probe-idle"})
     last, since = -1, time.perf_counter()
     while time.perf_counter() - since < quiet_s:
         ends = sum(sum(_end_offsets(probe, t).values())
                    for t in (topics.signals, topics.patterns, topics.experiences))
         if ends != last:
             last, since = ends, time.perf_counter()
-        time.sleep(0.5)
+        time.sleep(0.2)
     probe.close()
-    return since - started
+    return since
+
+
+def outputs_rate(bootstrap: str, prefix: str, home: Path, total: int, workers: int = 1
+                 ) -> tuple[float, Run]:
+    """Events/s until every output is written: from the first progress to the last output."""
+    run = processor_rate(bootstrap, prefix, home, total, workers=workers)
+    last_output = wait_downstream_idle(bootstrap, Topics(prefix))
+    return (total - run.started_done) / max(last_output - run.started_at, 1e-9), run
+
+
+def copy_topic(bootstrap: str, source: str, target: str, total: int) -> None:
+    """The same records, keys and partitions in another deployment's episodes topic."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"copy-{uuid.uuid4().hex}",
+                         "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    consumer.subscribe([source])
+    producer = Producer(producer_config(bootstrap, **{"linger.ms": 20}))
+    copied = 0
+    while copied < total:
+        for message in consumer.consume(1000, timeout=1.0):
+            if message.error() is None:
+                producer.produce(target, message.value(), message.key(),
+                                 partition=message.partition() or 0)
+                copied += 1
+        producer.poll(0)
+    producer.flush(120)
+    consumer.close()
 
 
 def recovery_latency(bootstrap: str, topics: Topics, spool: Path, samples: int) -> list[float]:
@@ -170,48 +224,71 @@ def recovery_latency(bootstrap: str, topics: Topics, spool: Path, samples: int) 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else "")
     parser.add_argument("--events", type=int, default=60_000)
-    parser.add_argument("--latency-samples", type=int, default=100)
+    parser.add_argument("--latency-samples", type=int, default=50)
+    parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="kaizen-bench-") as tmp:
         home = Path(tmp)
         with broker(home) as bootstrap:
-            prefix = f"bench{uuid.uuid4().hex[:6]}"
-            create_topics(bootstrap, prefix, 3)
-            topics = Topics(prefix)
-            with Recorder("bench-bot", "bench", bootstrap=bootstrap, topic=topics.episodes,
-                          spool_dir=home / "spool" / "load") as recorder:
-                _record_fleet(recorder, args.events)
-                recorder.flush(120)
-            probe = Consumer({"bootstrap.servers": bootstrap, "group.id": "probe"})
-            total = sum(_end_offsets(probe, topics.episodes).values())
-            probe.close()
-            raw = raw_consume_rate(bootstrap, topics.episodes, total)
-            faust_alone, baseline = processor_rate(bootstrap, prefix, home / "baseline", total,
-                                                   baseline=True)
-            baseline.terminate()
-            baseline.wait(30)
-            started = time.perf_counter()
-            rate, worker = processor_rate(bootstrap, prefix, home / "worker", total)
-            assembled = time.perf_counter() - started
-            lag = wait_downstream_idle(bootstrap, topics)
-            pipeline = total / (assembled + lag)
-            latencies = recovery_latency(bootstrap, topics, home / "spool", args.latency_samples)
-            worker.terminate()
-            worker.wait(30)
-    print(f"episode events            {total:,}")
-    print(f"raw consume (confluent)   {raw:,.0f} events/s")
-    print(f"faust alone, one worker   {faust_alone:,.0f} events/s  (takes the events, does "
-          f"nothing: {faust_alone / raw:.1%} of raw consume)")
-    print(f"processors, one worker    {rate:,.0f} events/s assembled  ({rate / faust_alone:.0%} "
-          f"of faust alone, {rate / raw:.1%} of raw consume); {pipeline:,.0f} events/s until "
-          "every output was written")
-    print("target                    >= 20,000 events/s per worker")
-    if latencies:
-        p50 = statistics.median(latencies)
-        p99 = percentile(latencies, 0.99)
-        print(f"recovery -> experience    p50 {p50 * 1000:.0f} ms  p99 {p99 * 1000:.0f} ms "
-              f"({len(latencies)}/{args.latency_samples} arrived; target p99 < 1 s)")
+            figures = measure(bootstrap, home, args.events, args.latency_samples)
+    report(figures)
+    if args.json:
+        write_json(args.json, figures)
     return 0
+
+
+def measure(bootstrap: str, home: Path, events: int, samples: int) -> dict[str, float]:
+    prefix, twin = f"bench{uuid.uuid4().hex[:6]}", f"twin{uuid.uuid4().hex[:6]}"
+    for name in (prefix, twin):
+        create_topics(bootstrap, name, 3)
+    topics = Topics(prefix)
+    with Recorder("bench-bot", "bench", bootstrap=bootstrap, topic=topics.episodes,
+                  spool_dir=home / "spool" / "load") as recorder:
+        _record_fleet(recorder, events)
+        recorder.flush(120)
+    probe = Consumer({"bootstrap.servers": bootstrap, "group.id": "probe"})
+    total = sum(_end_offsets(probe, topics.episodes).values())
+    probe.close()
+    copy_topic(bootstrap, topics.episodes, Topics(twin).episodes, total)
+    raw = raw_consume_rate(bootstrap, topics.episodes, total)
+    baseline = processor_rate(bootstrap, prefix, home / "baseline", total, baseline=True)
+    baseline.stop()
+    two, pair = outputs_rate(bootstrap, twin, home / "pair", total, workers=2)
+    pair.stop()
+    pipeline, run = outputs_rate(bootstrap, prefix, home / "worker", total)
+    latencies = recovery_latency(bootstrap, topics, home / "spool", samples)
+    recallable = recovery_to_recallable(bootstrap, prefix, home, samples)
+    run.stop()
+    figures = {"episode_events": float(total), "raw_consume_events_per_s": raw,
+               "faust_alone_events_per_s": baseline.rate, "assembled_events_per_s": run.rate,
+               "outputs_events_per_s": pipeline, "outputs_to_faust_ratio": pipeline / baseline.rate,
+               "two_workers_outputs_events_per_s": two, "two_workers_to_one_ratio": two / pipeline}
+    for name, values in (("recovery_to_experience", latencies),
+                         ("recovery_to_recallable", recallable)):
+        if values:
+            figures[f"{name}_p50_ms"] = statistics.median(values) * 1000
+            figures[f"{name}_p99_ms"] = percentile(values, 0.99) * 1000
+        figures[f"{name}_arrived"] = float(len(values))
+    figures["latency_samples"] = float(samples)
+    return figures
+
+
+def report(f: dict[str, float]) -> None:
+    faust, raw = f["faust_alone_events_per_s"], f["raw_consume_events_per_s"]
+    print(f"episode events            {f['episode_events']:,.0f}")
+    print(f"raw consume (confluent)   {raw:,.0f} events/s")
+    print(f"faust alone, one worker   {faust:,.0f} events/s  (takes the events, does "
+          f"nothing: {faust / raw:.1%} of raw consume)")
+    print(f"processors, one worker    {f['outputs_events_per_s']:,.0f} events/s until every "
+          f"output was written: {f['outputs_to_faust_ratio']:.2f}x faust alone (target >= 0.7)")
+    print(f"processors, two workers   {f['two_workers_outputs_events_per_s']:,.0f} events/s "
+          f"until every output was written: {f['two_workers_to_one_ratio']:.2f}x one worker")
+    for name, label in (("recovery_to_experience", "recovery -> experience  "),
+                        ("recovery_to_recallable", "recovery -> recallable  ")):
+        if f"{name}_p99_ms" in f:
+            print(f"{label}  p50 {f[f'{name}_p50_ms']:.0f} ms  p99 {f[f'{name}_p99_ms']:.0f} ms "
+                  f"({f[f'{name}_arrived']:.0f}/{f['latency_samples']:.0f} arrived; "
+                  "target p99 < 1 s)")
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from kaizen.schemas import model
 from kaizen.schemas.boundary import Limits, admit
 from kaizen.schemas.codec import Codec, DecodeError
 from kaizen.schemas.dead_letters import dead_letter, dead_letter_key
-from kaizen.streams.clients import consumer_config, producer_config
+from kaizen.streams.clients import consume_ready, consumer_config, producer_config
 
 Position = tuple[str, int, int]  # topic, partition, offset
 
@@ -49,7 +49,7 @@ class EventConsumer:
 
     def poll(self, max_records: int = 2000, timeout: float = 0.2) -> list[Consumed]:
         out = []
-        for message in self._consumer.consume(max_records, timeout=timeout):
+        for message in consume_ready(self._consumer, max_records, timeout):
             if message.error() is not None:
                 continue
             topic = message.topic() or ""

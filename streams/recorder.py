@@ -165,7 +165,8 @@ class Recorder:
                 self._to_spool(SpooledRecord(order_key, self.topic, key, value))
             except KafkaException as error:
                 self._count_failed("event refused by the producer; dropped", error, event.event_id)
-        self._producer.poll(0)
+        # no poll here: delivery callbacks run on the pump thread, which polls all the time;
+        # served from emit(), a whole batch of them landed inside one agent's call (its p99)
 
     def _encode(self, event: model.EpisodeEvent) -> bytes | None:
         """The event's bytes, cut to `max_event_bytes` if needed (counted); None if it cannot

@@ -1,7 +1,9 @@
 """Follow and append to the snapshot log (`kaizen.snapshots`, one partition, keyed by scope).
 
 The active behavior of a scope is derived from this log alone, so every reader starts at the
-beginning and then follows the tail; an activation reaches every follower within a poll interval.
+beginning and then follows the tail; an activation reaches every follower as soon as it is
+fetched (short fetch waits, and a consume that returns with the first record instead of
+waiting for a full batch).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Producer
 
 from kaizen.schemas import model, scope
 from kaizen.schemas.codec import Codec, DecodeError
-from kaizen.streams.clients import consumer_config
+from kaizen.streams.clients import consume_ready, consumer_config
 from kaizen.streams.publish import publish_events
 
 log = structlog.get_logger(__name__)
@@ -61,7 +63,7 @@ class SnapshotTail:
         if end == 0:
             self._caught_up.set()
         while not self._stop.is_set():
-            for message in self._consumer.consume(500, timeout=self._interval):
+            for message in consume_ready(self._consumer, 500, self._interval):
                 if message.error() is not None or message.offset() is None:
                     continue
                 offset = int(message.offset())  # type: ignore[arg-type]

@@ -44,6 +44,7 @@ import numpy.typing as npt
 from kaizen.readmodel.embedding import Embedder
 from kaizen.readmodel.lesson import Recalled, lesson_to_json
 from kaizen.readmodel.prompt import render_lessons
+from kaizen.readmodel.vector_search import ANN_MIN_ROWS, VectorSearch
 from kaizen.schemas.content import content_hash
 from kaizen.schemas.model import Experience
 
@@ -102,6 +103,7 @@ class _View:
     tool_index: dict[str, int]
     signature_codes: npt.NDArray[np.int32]
     signature_index: dict[str, int]
+    search: VectorSearch | None = None  # ANN past ANN_MIN_ROWS rows (vector_search)
 
 
 def _codes(values: Sequence[str | None]) -> tuple[npt.NDArray[np.int32], dict[str, int]]:
@@ -110,7 +112,8 @@ def _codes(values: Sequence[str | None]) -> tuple[npt.NDArray[np.int32], dict[st
     return np.asarray(codes, dtype=np.int32), index
 
 
-def _compile(rows: list[tuple[Experience, FloatVector]], dimension: int) -> _View:
+def _compile(rows: list[tuple[Experience, FloatVector]], dimension: int,
+             previous: _View | None = None, ann_min_rows: int | None = ANN_MIN_ROWS) -> _View:
     rows = sorted(rows, key=lambda r: r[0].experience_id)
     experiences = tuple(e for e, _ in rows)
     if rows:
@@ -120,9 +123,11 @@ def _compile(rows: list[tuple[Experience, FloatVector]], dimension: int) -> _Vie
     user_codes, user_index = _codes([e.user for e in experiences])
     tool_codes, tool_index = _codes([e.tool for e in experiences])
     signature_codes, signature_index = _codes([e.trigger.signature for e in experiences])
+    search = VectorSearch.compile([(e.experience_id, e.version) for e in experiences], matrix,
+                                  previous.search if previous else None, ann_min_rows)
     return _View(
         matrix, experiences, user_codes, user_index, tool_codes, tool_index,
-        signature_codes, signature_index,
+        signature_codes, signature_index, search,
     )
 
 
@@ -138,9 +143,9 @@ class _Scope:
             return experience.status == "proposed"
         return experience.experience_id in self.active
 
-    def compile(self, dimension: int) -> _View:
+    def compile(self, dimension: int, previous: _View | None, ann_min_rows: int | None) -> _View:
         rows = [row for row in self.entries.values() if self.is_active(row[0])]
-        return _compile(rows, dimension)
+        return _compile(rows, dimension, previous, ann_min_rows)
 
 
 class RecallIndex:
@@ -149,10 +154,13 @@ class RecallIndex:
     Args:
         embedder: embeds queries, and lessons that arrive without a vector. Its
             ``model_id`` must be the one the stored vectors were made with.
+        ann_min_rows: active sets of at least this many lessons are searched through an
+            ANN index (:mod:`kaizen.readmodel.vector_search`); None: always the exact scan.
     """
 
-    def __init__(self, embedder: Embedder) -> None:
+    def __init__(self, embedder: Embedder, ann_min_rows: int | None = ANN_MIN_ROWS) -> None:
         self._embedder = embedder
+        self._ann_min_rows = ann_min_rows
         self._lock = threading.Lock()
         self._scopes: dict[tuple[str, str], _Scope] = {}
         self._views: dict[tuple[str, str], _View] = {}
@@ -214,7 +222,8 @@ class RecallIndex:
         return key
 
     def _recompile(self, key: tuple[str, str]) -> None:
-        self._views[key] = self._scopes[key].compile(self._embedder.dimension)
+        self._views[key] = self._scopes[key].compile(self._embedder.dimension,
+                                                     self._views.get(key), self._ann_min_rows)
 
     # -- reads -------------------------------------------------------------------
 
@@ -253,9 +262,13 @@ class RecallIndex:
         if rows.size == 0:
             return []
         query = self._embedder.embed([task])[0].astype(np.float32, copy=False)
-        # One product over the whole scope, then pick rows: cheaper than copying the
-        # allowed rows out of the matrix first.
-        scores = (view.matrix @ query)[rows]
+        if view.search is not None:  # large set: score only the rows the ANN narrows to
+            groups = [rows] if tools is None else [rows[view.tool_codes[rows] >= 0],
+                                                   rows[view.tool_codes[rows] < 0]]
+            rows = view.search.narrow(query, groups, k, _signature_rows(view, rows, signature))
+            scores = view.matrix[rows] @ query
+        else:  # one product over the whole scope, then pick rows: cheaper than copying the
+            scores = (view.matrix @ query)[rows]  # allowed rows out of the matrix first
         if tools is not None:
             scores = scores + TOOL_BOOST * (view.tool_codes[rows] >= 0)
         if signature is not None and signature in view.signature_index:
@@ -287,6 +300,14 @@ def _allowed_rows(view: _View, user: str | None, tools: set[str] | None) -> npt.
             tool_ok |= view.tool_codes == code  # a few tools: faster than np.isin
         allowed = allowed & tool_ok
     return np.flatnonzero(allowed)
+
+
+def _signature_rows(view: _View, rows: npt.NDArray[np.intp], signature: str | None
+                    ) -> npt.NDArray[np.intp]:
+    """The allowed rows whose trigger is the query's error signature (they earn a boost)."""
+    if signature is None or signature not in view.signature_index:
+        return rows[:0]
+    return rows[view.signature_codes[rows] == view.signature_index[signature]]
 
 
 def _top(scores: npt.NDArray[np.floating], k: int) -> npt.NDArray[np.intp]:

@@ -78,7 +78,8 @@ class SinkRunner:
             self.consumer.close()
 
     def step(self) -> None:
-        for item in self.consumer.poll():
+        # short waits: a buffered batch is flushed when due (library: 0.1 s), not a poll later
+        for item in self.consumer.poll(timeout=0.05):
             for sink in self.sinks:
                 sink.add(item.event, item.position)
             if self.behavior is not None and isinstance(item.event, model.Signal):

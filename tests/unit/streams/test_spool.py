@@ -58,3 +58,37 @@ def test_a_spool_dir_has_one_owner_and_claim_finds_the_next_free_one(tmp_path: P
     assert second.path.parent.name == "acme.bot-1"
     first.close()
     assert Spool.claim(tmp_path, "acme.bot", 10_000).path.parent.name == "acme.bot"
+
+
+def _on_disk(spool: Spool) -> int:
+    import sqlite3
+
+    with sqlite3.connect(spool.path) as db:
+        return int(db.execute("SELECT COUNT(*) FROM spool").fetchone()[0])
+
+
+def test_put_only_queues_and_the_writer_thread_puts_records_on_disk(tmp_path: Path) -> None:
+    import time
+
+    spool = Spool(tmp_path, max_bytes=10_000_000)
+    for key in range(1, 501):
+        spool.put(_record(key))
+    assert len(spool) == 500
+    deadline = time.monotonic() + 30
+    while _on_disk(spool) < 500 and time.monotonic() < deadline:  # no read: the writer's work
+        time.sleep(0.01)
+    assert _on_disk(spool) == 500
+
+
+def test_a_record_spooled_twice_counts_once_queued_or_on_disk(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, max_bytes=10_000)
+    spool.put(_record(1))
+    spool.peek(10)  # now on disk
+    spool.put(_record(1))  # purged and spooled again
+    spool.put(_record(2))
+    assert [r.order_key for r in spool.peek(10)] == [1, 2]
+    assert (len(spool), spool.size_bytes) == (2, 2 * 102)
+    spool.remove(1)
+    spool.remove(2)
+    assert (len(spool), spool.size_bytes, _on_disk(spool)) == (0, 0, 0)
+    spool.close()

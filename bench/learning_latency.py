@@ -1,0 +1,85 @@
+"""Recovery emitted -> lesson recallable: through the processors, the service's sinks and the
+recall index (not only to the experiences topic). Used by `bench/process.py`."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from kaizen.client.embedded import open_library
+from kaizen.readmodel.index import IndexEntry, RecallIndex
+from kaizen.schemas import model
+from kaizen.service.host import SinkRunner
+from kaizen.service.stores import Stores, open_clickhouse
+from kaizen.settings import load_settings
+from kaizen.streams.recorder import Recorder
+from kaizen.streams.topics import Topics
+
+
+class StampedIndex(RecallIndex):
+    """The service's recall index, noting when each episode's lesson became recallable."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.recallable_at: dict[str, float] = {}
+        self.watching: set[str] = set()
+
+    def load(self, entries: Iterable[IndexEntry | model.Experience]) -> None:
+        entries = list(entries)
+        super().load(entries)
+        now = time.perf_counter()
+        for entry in entries:
+            lesson = entry.experience if isinstance(entry, IndexEntry) else entry
+            if lesson.experience_id not in self.active_ids(lesson.tenant, lesson.agent):
+                continue
+            for evidence in lesson.evidence:
+                if evidence.episode_id in self.watching:
+                    self.recallable_at.setdefault(evidence.episode_id, now)
+
+
+def _caught_up(runner: SinkRunner, consumed: Callable[[], int], quiet_s: float = 2.0) -> None:
+    """Until the sink runner has consumed nothing new for `quiet_s` (it has read the backlog)."""
+    last, since = -1, time.perf_counter()
+    while time.perf_counter() - since < quiet_s:
+        if consumed() != last:
+            last, since = consumed(), time.perf_counter()
+        time.sleep(0.2)
+
+
+def recovery_to_recallable(bootstrap: str, prefix: str, home: Path, samples: int
+                           ) -> list[float]:
+    """Start the service's sink runner (it reads the backlog first), then emit recoveries one by
+    one and time each until the recall index holds a lesson citing its episode."""
+    settings = load_settings(kafka_bootstrap=bootstrap, topic_prefix=prefix, home=home / "svc")
+    library = open_library(settings)
+    index = StampedIndex(library.embedder)
+    stores = Stores(open_clickhouse(settings), library, index)
+    runner = SinkRunner(settings, stores)
+    thread = threading.Thread(target=runner.run, name="bench-sinks", daemon=True)
+    thread.start()
+    _caught_up(runner, lambda: runner.consumed)
+    sent: dict[str, float] = {}
+    topics = Topics(prefix)
+    with Recorder("bench-bot", "bench", bootstrap=bootstrap, topic=topics.episodes,
+                  spool_dir=home / "spool" / "recallable") as recorder:
+        for i in range(samples):
+            now = recorder.now_ms() + 20_000_000  # later than the backlog in event time
+            with recorder.episode(f"live order {i}", user=f"u{i % 5}", occurred_at=now) as ep:
+                index.watching.add(ep.episode_id)
+                ep.tool_call("orders.get", {"order": i}, occurred_at=now + 1)
+                ep.tool_result("orders.get", ok=False, error="400 unknown field 'order'",
+                               occurred_at=now + 2)
+                ep.tool_call("orders.get", {"order_id": i}, occurred_at=now + 3)
+                sent[ep.episode_id] = time.perf_counter()
+                ep.tool_result("orders.get", ok=True, occurred_at=now + 4)
+                ep.end(success=True, occurred_at=now + 5)
+            recorder.flush(5)
+            deadline = time.monotonic() + 10
+            while ep.episode_id not in index.recallable_at and time.monotonic() < deadline:
+                time.sleep(0.005)
+    runner.stop.set()
+    thread.join(30)
+    stores.close()
+    return sorted(index.recallable_at[e] - sent[e] for e in sent if e in index.recallable_at)
