@@ -137,6 +137,10 @@ def build_parser() -> argparse.ArgumentParser:
     from kaizen.demo.run import add_parser as add_demo
 
     add_demo(sub)
+
+    from kaizen.integrations.mcp_server import add_parser as add_mcp
+
+    add_mcp(sub)
     return parser
 
 

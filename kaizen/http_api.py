@@ -8,6 +8,7 @@
     GET  /snapshots     ?tenant=&agent=     (timeline and the active snapshot per scope)
     POST /snapshots/<approve|reject|activate|rollback>
                         {"tenant", "agent", "snapshot_id"?, "to_time_ms"?, "to_offset"?, "reason"?}
+    POST /v1/traces     OTLP/HTTP traces (kaizen.integrations.otlp_http)
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from kaizen.snapshot_actions import Request, events_for
 
 if TYPE_CHECKING:
     from kaizen.behavior import Behavior
+    from kaizen.integrations.otlp_ingest import OtlpReceiver
     from kaizen.service import Stores
 
 ANALYTICS = ("failures", "signatures", "repeats", "snapshots", "curve")
@@ -73,7 +75,8 @@ def snapshot_rows(log: SnapshotLog, scope: str | None = None) -> list[dict[str, 
 
 
 def make_server(host: str, port: int, stores: Stores, settings: Settings,
-                behavior: Behavior | None = None) -> ThreadingHTTPServer:
+                behavior: Behavior | None = None, otlp: OtlpReceiver | None = None
+                ) -> ThreadingHTTPServer:
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib name
             return
@@ -128,6 +131,11 @@ def make_server(host: str, port: int, stores: Stores, settings: Settings,
 
         def do_POST(self) -> None:  # noqa: N802 - stdlib name
             parts = [p for p in urlparse(self.path).path.split("/") if p]
+            if parts == ["v1", "traces"] and otlp is not None:
+                from kaizen.integrations.otlp_http import handle_traces
+
+                handle_traces(self, otlp, settings.otlp_max_body_bytes)
+                return
             if len(parts) == 2 and parts[0] == "snapshots" and behavior is not None:
                 self._snapshot_action(parts[1])
                 return

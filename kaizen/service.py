@@ -187,7 +187,10 @@ def serve(settings: Settings, *, processors: bool = True, ready: threading.Event
     restore_behavior(settings, behavior, tail)
     runner = SinkRunner(settings, stores, behavior)
     child = start_processors(settings) if processors else None
-    server = make_server(settings.http_host, settings.http_port, stores, settings, behavior)
+    from kaizen.integrations.otlp_ingest import OtlpReceiver
+
+    otlp = OtlpReceiver.from_settings(settings).start()
+    server = make_server(settings.http_host, settings.http_port, stores, settings, behavior, otlp)
     gate_stop = threading.Event()
     threads = [threading.Thread(target=runner.run, name="kaizen-sinks", daemon=True),
                threading.Thread(target=server.serve_forever, name="kaizen-http", daemon=True),
@@ -210,6 +213,7 @@ def serve(settings: Settings, *, processors: bool = True, ready: threading.Event
         pass
     finally:
         server.shutdown()
+        otlp.close()
         gate_stop.set()
         tail.stop()
         runner.stop.set()
