@@ -8,11 +8,13 @@ works as long as no other process holds the embedded store.
 from __future__ import annotations
 
 import json
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from kaizen.integrations.otel_recall import traced
 from kaizen.schemas import model
 from kaizen.schemas.records import from_record
 from kaizen.settings import Settings, load_settings
@@ -54,12 +56,13 @@ def recall(
     url = f"http://{settings.http_host}:{settings.http_port}/recall"
     request = urllib.request.Request(url, json.dumps(body).encode(),  # noqa: S310 - local http
                                      {"Content-Type": "application/json"})
+    started = time.time_ns()
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
-            answer = json.loads(response.read())
+            lessons = [_from_json(x) for x in json.loads(response.read())["lessons"]]
     except urllib.error.URLError:
-        return _recall_without_service(settings, body)
-    return [_from_json(x) for x in answer["lessons"]]
+        lessons = _recall_without_service(settings, body)
+    return traced(lessons, body, started)  # a span in the user's traces, when they have any
 
 
 def _recall_without_service(settings: Settings, body: Mapping[str, Any]) -> list[Recalled]:
