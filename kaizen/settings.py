@@ -60,6 +60,11 @@ class Settings(BaseSettings):
     episode_idle_seconds: float = Field(
         300.0, gt=0, description="Idle time (event time) before an open episode is abandoned."
     )
+    otlp_idle_seconds: float = Field(
+        30.0, gt=0, description="OTLP: a trace without its root agent span is recorded after "
+        "this long without a new span.")
+    otlp_max_body_bytes: int = Field(
+        16 * 1024 * 1024, ge=1024, description="OTLP: largest request body, also once inflated.")
 
     gate_seconds: float = Field(2.0, gt=0, description="How often the gate looks for candidates.")
     max_auto_change: int = Field(

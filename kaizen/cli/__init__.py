@@ -19,6 +19,7 @@ from kaizen.cli import (
     experiences,
     forget,
     imports,
+    mcp,
     process,
     rebuild,
     replay,
@@ -33,7 +34,7 @@ from kaizen.settings import Settings, SettingsError, load_settings
 Handler = Callable[[argparse.Namespace, Settings], int]
 
 COMMANDS = (stack, replay, imports, backtest, process, experiences, serve, analytics, snapshots,
-            deadletters, forget, rebuild, demo)
+            deadletters, forget, rebuild, mcp, demo)
 """The command modules, in the order `kaizen --help` lists them."""
 
 

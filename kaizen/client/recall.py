@@ -13,11 +13,13 @@ an answer that is not what was asked for, or a busy store all give no lessons an
 from __future__ import annotations
 
 import http.client
+import time
 import urllib.error
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from kaizen.client.api import ApiError, api_base, post_json
+from kaizen.client.tracing import traced
 from kaizen.readmodel.lesson import Recalled, lesson_from_json
 from kaizen.readmodel.prompt import render_lessons
 from kaizen.settings import Settings, load_settings
@@ -41,10 +43,17 @@ def recall(
     """The `k` most relevant active lessons for `task` within the scope, best first.
 
     Scope is strict: the tenant always, the agent, and a user's preferences only for that user.
+    With an OpenTelemetry tracer configured, each recall is a span in the user's traces.
     """
+    started = time.time_ns()
     settings = settings or load_settings()
     body = {"task": task, "agent": agent, "tenant": tenant, "user": user,
             "tools": list(tools) if tools is not None else None, "k": k}
+    return traced(_ask(settings, body, timeout), body, started)
+
+
+def _ask(settings: Settings, body: dict[str, Any], timeout: float) -> list[Recalled]:
+    """The service's answer, or the library's when no service runs; never an exception."""
     where = api_base(settings)
     try:
         answer = post_json(settings, "/recall", body, timeout)

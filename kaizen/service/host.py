@@ -211,8 +211,11 @@ def serve(settings: Settings, *, processors: bool = True, ready: threading.Event
     if child is not None:
         child.start()
         health.extra["processors"] = lambda: {"pid": child.pid, **child.status.as_json()}
+    from kaizen.integrations.otlp_ingest import OtlpReceiver
+
+    otlp = OtlpReceiver.from_settings(settings).start()
     server = make_server(settings.http_host, settings.http_port, stores, settings, behavior,
-                         health=health.report)
+                         health=health.report, otlp=otlp)
     gate_stop = threading.Event()
     threads = [threading.Thread(target=supervise, name="kaizen-sinks", daemon=True,
                                 args=(health.part("sinks"), runner.step, runner.stop)),
@@ -235,6 +238,7 @@ def serve(settings: Settings, *, processors: bool = True, ready: threading.Event
         pass
     finally:
         server.shutdown()
+        otlp.close()
         gate_stop.set()
         tail.stop()
         runner.stop.set()

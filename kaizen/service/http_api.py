@@ -8,6 +8,7 @@
     GET  /snapshots     ?tenant=&agent=     (timeline and the active snapshot per scope)
     POST /snapshots/<approve|reject|activate|rollback>
                         {"tenant", "agent", "snapshot_id"?, "to_time_ms"?, "to_offset"?, "reason"?}
+    POST /v1/traces     OTLP/HTTP traces (kaizen.integrations.otlp_http; ingest role)
 
 Every route names the role it needs (`auth`: reader, operator, ingest) and `_guard` checks
 it, with the tenant, once per request: 401 without a valid token where one is required, 403 for a
@@ -36,6 +37,7 @@ from kaizen.settings import Settings, SettingsError
 from kaizen.sinks import analytics
 
 if TYPE_CHECKING:
+    from kaizen.integrations.otlp_ingest import OtlpReceiver
     from kaizen.service.gate import Behavior
     from kaizen.service.stores import Stores
 
@@ -104,6 +106,7 @@ def _of(scope: str, tenants: frozenset[str] | None) -> bool:
 def make_server(host: str, port: int, stores: Stores, settings: Settings,
                 behavior: Behavior | None = None,
                 health: Callable[[], dict[str, Any]] | None = None,
+                otlp: OtlpReceiver | None = None,
                 **limits: Any) -> LimitedHTTPServer:
     """The API server; `limits` override the fields of `http_limits.Limits` (timeouts, body
     size, threads, backlog)."""
@@ -140,6 +143,16 @@ def make_server(host: str, port: int, stores: Stores, settings: Settings,
             if not decision.ok:
                 self._reply(decision.status, {"error": decision.reason})
             return decision.principal if decision.ok else None
+
+        def _guard_ingest(self) -> bool:
+            """Token and ingest role for OTLP, whose bodies are protobuf or JSON by the OTLP
+            spec (not a form a foreign page can send without a preflight): no JSON-only check."""
+            decision = auth.authenticate(policy, self.headers)
+            if decision.ok and decision.principal is not None:
+                decision = auth.permit(decision.principal, "ingest", None)
+            if not decision.ok:
+                self._reply(decision.status, {"error": decision.reason})
+            return decision.ok
 
         def _tenants(self, params: dict[str, str]) -> tuple[bool, frozenset[str] | None]:
             """(allowed, tenants a read returns) for a reader; replies 401/403 when not."""
@@ -196,6 +209,12 @@ def make_server(host: str, port: int, stores: Stores, settings: Settings,
 
         def do_POST(self) -> None:  # noqa: N802 - stdlib name
             parts = [p for p in urlparse(self.path).path.split("/") if p]
+            if parts == ["v1", "traces"] and otlp is not None:
+                if self._guard_ingest():
+                    from kaizen.integrations.otlp_http import handle_traces
+
+                    handle_traces(self, otlp, settings.otlp_max_body_bytes)
+                return
             if len(parts) == 2 and parts[0] == "snapshots" and behavior is not None:
                 who = self._guard("operator")
                 if who is not None:
