@@ -12,10 +12,10 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import TypeVar
 
-from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from kaizen.processors.config import CURATION_TOPIC, TOOL_RESULTS_TOPIC
+from kaizen.streams.lag import LagProbe, wait_drained
 from kaizen.streams.topics import Topics
 
 T = TypeVar("T")
@@ -38,32 +38,16 @@ def wait_for(what: str, fact: Callable[[], T], timeout: float = 120.0, every: fl
     raise AssertionError(f"waited {timeout:.0f}s for {what}; last: {str(last)[:300]}")
 
 
-def lag(bootstrap: str, group: str, topics: Sequence[str]) -> int:
-    """Records of `topics` that `group` has not committed yet (a topic not created yet: none)."""
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    listed = admin.list_topics(timeout=10).topics
-    partitions = [TopicPartition(t, p) for t in topics if t in listed for p in listed[t].partitions]
-    if not partitions:
-        return 0
-    probe = Consumer({"bootstrap.servers": bootstrap, "group.id": group,
-                      "enable.auto.commit": False})
-    try:
-        committed = {(tp.topic, tp.partition): tp.offset
-                     for tp in probe.committed(partitions, timeout=10)}
-        behind = 0
-        for tp in partitions:
-            _, high = probe.get_watermark_offsets(tp, timeout=10)
-            behind += max(0, high - max(committed[(tp.topic, tp.partition)], 0))
-        return behind
-    finally:
-        probe.close()
-
-
 def wait_until_consumed(bootstrap: str, groups: Mapping[str, Sequence[str]],
                         timeout: float = 180.0) -> None:
-    """Until every group has committed the end of every topic it reads, in one observation."""
-    wait_for(f"no lag in {sorted(groups)}",
-             lambda: all(lag(bootstrap, g, t) == 0 for g, t in groups.items()), timeout, 0.5)
+    """Until every group has committed the end of every topic it reads, in one observation
+    (`streams.lag.wait_drained`: the end offsets held still while the lags were read)."""
+    probe = LagProbe(bootstrap)
+    try:
+        left = wait_drained(probe, groups, timeout=timeout, poll=0.5)
+    finally:
+        probe.close()
+    assert not left, f"waited {timeout:.0f}s for the pipeline; still behind: {left}"
 
 
 def processors_group(prefix: str) -> dict[str, list[str]]:
