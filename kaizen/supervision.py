@@ -178,6 +178,7 @@ class Health:
                  max_lag: int) -> None:
         self.parts: dict[str, Status] = {}
         self.extra: dict[str, Callable[[], Any]] = {}
+        self.checks: list[Callable[[], list[str]]] = []  # more reasons to be degraded
         self._probe, self._groups = probe, groups
         self._stall, self._max_lag = stall_seconds, max_lag
         self._lock = threading.Lock()
@@ -193,6 +194,7 @@ class Health:
                 watch.observe(self._probe.lag(watch.group, watch.topics), now)
             reasons = [f"{s.name} {s.state}: {s.error}".rstrip(": ")
                        for s in self.parts.values() if s.state in ("failing", "stopped")]
+            reasons += [reason for check in self.checks for reason in check()]
             for name, watch in self._groups.items():
                 if watch.lag is None:
                     reasons.append(f"{name}: lag unknown (broker did not answer)")

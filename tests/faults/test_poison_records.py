@@ -13,6 +13,7 @@ episodes topic was recalled as a lesson; dead letters were written twice; /healt
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import uuid
@@ -23,7 +24,9 @@ from typing import Any
 
 import pytest
 
+from kaizen.cli import main as kaizen_main
 from kaizen.schemas import model
+from kaizen.streams.internal import ensure_topics
 from kaizen.streams.replay import Bounds, TopicReader
 from tests.faults.serving import (
     Served,
@@ -36,8 +39,14 @@ from tests.faults.serving import (
     recalled,
     record_recoveries,
 )
-from tests.integration.kafka_helpers import make_topics
-from tests.integration.workers import start_worker, stop_worker, wait_until_stable, worker_env
+from tests.integration.kafka_helpers import consume_all, make_topics
+from tests.integration.workers import (
+    environ,
+    start_worker,
+    stop_worker,
+    wait_until_stable,
+    worker_env,
+)
 
 FIVE_MB = 5 * 1024 * 1024
 MAX_LETTER = 128 * 1024
@@ -248,3 +257,26 @@ def _state(pid: int) -> str:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
     except OSError:
         return "Z"
+
+
+def test_deadletters_list_show_and_replay_give_the_whole_record_back(
+    served: Served, capsys: pytest.CaptureFixture[str]
+) -> None:
+    value = b"\1" * FIVE_MB  # cut in its letter: replay fetches it from its source position
+    produce_raw(served.bootstrap, served.topics.episodes, [(b"replay-me", value)])
+    [position] = _positions(served, {b"replay-me"})
+    _letters_of(served, {position})
+    letter = next(d for d in dead_letters(served)
+                  if (d.source_partition, d.source_offset) == position)
+    scratch = f"{served.topics.prefix}.replayed"
+    ensure_topics(served.bootstrap, [scratch], 1)
+    env = worker_env(served.bootstrap, served.topics.prefix, served.home / "cli")
+    with environ(env):
+        assert kaizen_main(["deadletters", "list", "--format", "json"]) == 0
+        listed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+        assert [row["cut"] for row in listed if row["id"] == letter.event_id] == [True]
+        assert kaizen_main(["deadletters", "show", letter.event_id[:12]]) == 0
+        assert "Oversize" in capsys.readouterr().out
+        assert kaizen_main(["deadletters", "replay", letter.event_id, "--to", scratch]) == 0
+    [replayed] = consume_all(served.bootstrap, scratch, 1)
+    assert (replayed.key(), replayed.value()) == (b"replay-me", value)
