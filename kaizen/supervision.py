@@ -157,6 +157,7 @@ class GroupWatch:
     group: str
     topics: Sequence[str]
     lag: int | None = None
+    by_topic: dict[str, int] = field(default_factory=dict)
     _best: int | None = None
     _moved: float = field(default_factory=time.monotonic)
 
@@ -191,7 +192,9 @@ class Health:
         with self._lock:  # one lag probe at a time; concurrent requests wait for its answer
             now = time.monotonic()
             for watch in self._groups.values():
-                watch.observe(self._probe.lag(watch.group, watch.topics), now)
+                by_topic = self._probe.lags(watch.group, watch.topics)
+                watch.by_topic = by_topic or {}
+                watch.observe(None if by_topic is None else sum(by_topic.values()), now)
             reasons = [f"{s.name} {s.state}: {s.error}".rstrip(": ")
                        for s in self.parts.values() if s.state in ("failing", "stopped")]
             reasons += [reason for check in self.checks for reason in check()]
@@ -208,6 +211,7 @@ class Health:
                 "reasons": reasons,
                 "parts": {name: s.as_json() for name, s in self.parts.items()},
                 "lags": {name: watch.lag for name, watch in self._groups.items()},
+                "lags_by_topic": {name: watch.by_topic for name, watch in self._groups.items()},
             }
             body.update({key: value() for key, value in self.extra.items()})
             return body

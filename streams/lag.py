@@ -27,16 +27,23 @@ class LagProbe:
     def lag(self, group: str, topics: Sequence[str], timeout: float = 5.0) -> int | None:
         """Records of `topics` the group has not committed yet; None if the broker did not
         answer in time (the caller reports that, it does not guess)."""
+        by_topic = self.lags(group, topics, timeout)
+        return None if by_topic is None else sum(by_topic.values())
+
+    def lags(self, group: str, topics: Sequence[str], timeout: float = 5.0
+             ) -> dict[str, int] | None:
+        """`lag` per topic."""
         with self._lock:
             try:
                 parts = self._partitions(topics, timeout)
                 committed = self._committed(group, parts, timeout)
-                total = 0
+                out: dict[str, int] = {}
                 for tp in parts:
                     low, high = self._meta.get_watermark_offsets(tp, timeout=timeout)
                     done = committed.get((tp.topic, tp.partition), -1)
-                    total += max(0, high - (done if done >= 0 else low))
-                return total
+                    out[tp.topic] = out.get(tp.topic, 0) + max(0, high - (done if done >= 0
+                                                                          else low))
+                return out
             except KafkaException:
                 return None
 
