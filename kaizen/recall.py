@@ -68,8 +68,10 @@ def recall(
         return [_from_json(x) for x in answer["lessons"]]
     except urllib.error.HTTPError as error:
         return _no_lessons("recall service answered with an error", error, url)
-    except urllib.error.URLError:  # no service there: ask the library itself
-        return _recall_without_service(settings, body)
+    except urllib.error.URLError as error:
+        if isinstance(error.reason, ConnectionRefusedError):  # no service: ask the library
+            return _recall_without_service(settings, body)
+        return _no_lessons("recall service did not answer", error, url)  # reset, timeout
     except (OSError, http.client.HTTPException) as error:  # timeout, reset, truncated answer
         return _no_lessons("recall service did not answer", error, url)
     except (ValueError, KeyError, TypeError, AttributeError) as error:
