@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help setup jars demo test lint unit integration bench clean
+.PHONY: help setup jars demo test lint unit integration fuzz bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -36,6 +36,9 @@ integration: setup ## Integration tests against a real broker started for the se
 	@bash infra/install-system-deps.sh --browser
 	$(BIN)/pytest tests/integration -q
 
+fuzz: $(STAMP) ## Fuzz the codec, importers, error normalisation and HTTP API, 10k inputs each
+	$(BIN)/pytest tests/fuzz -q -p no:cacheprovider --hypothesis-profile=fuzz
+
 test: setup lint ## Set everything up, lint, and run the whole suite
 	@bash infra/install-system-deps.sh --browser
 	$(BIN)/pytest -q
@@ -51,6 +54,7 @@ bench: setup ## Run every benchmark; one markdown table of the figures in .kaize
 	$(BIN)/python bench/rollback.py --json .kaizen/bench/rollback.json
 	$(BIN)/python bench/embedding.py
 	$(BIN)/python bench/drift.py
+	$(BIN)/python bench/faults.py
 	$(BIN)/python bench/report.py --dir .kaizen/bench --out .kaizen/bench.md
 
 clean: ## Stop the local stack and remove data dirs

@@ -286,6 +286,8 @@ class KafkaLauncher:
             "transaction.state.log.replication.factor": str(self.replication),
             "transaction.state.log.min.isr": str(min(2, self.replication)),
             "group.initial.rebalance.delay.ms": "0",
+            # A cluster's nodes start together on a busy box: wait for the quorum, not 60 s.
+            "initial.broker.registration.timeout.ms": "300000",
             # One node, small box: fewer threads, and one partition for each internal topic
             # instead of 50, so the first consumer group and transaction come up at once.
             "offsets.topic.num.partitions": "1",

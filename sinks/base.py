@@ -56,6 +56,7 @@ class Sink(ABC, Generic[T]):
         self.max_age_s = max_age_s
         self._clock = clock
         self._buffer: list[T] = []
+        self._positions: list[Position] = []
         self._offsets: Offsets = {}
         self._first_added: float | None = None
 
@@ -79,6 +80,7 @@ class Sink(ABC, Generic[T]):
         if self._first_added is None:
             self._first_added = self._clock()
         self._buffer.append(event)
+        self._positions.append(position)
         key = (topic, partition)
         self._offsets[key] = max(self._offsets.get(key, 0), offset + 1)
 
@@ -104,6 +106,27 @@ class Sink(ABC, Generic[T]):
         if not self._buffer:
             return {}
         self.write(self._buffer)
+        return self._written()
+
+    def flush_isolating(self, on_poison: Callable[[T, Position, Exception], None]) -> Offsets:
+        """Write the buffer an event at a time, handing each event its write raises on to
+        `on_poison` (which must keep it: a dead letter) and going on with the rest. For a
+        batch whose `flush` keeps failing: one bad event must not stop the sink for good.
+        Still raises (keeping the buffer) when every event fails: that is the store, not the
+        events (a bad event alone in its batch is isolated once later events join it)."""
+        failed: list[tuple[T, Position, Exception]] = []
+        for event, position in zip(self._buffer, self._positions, strict=True):
+            try:
+                self.write([event])
+            except Exception as error:
+                failed.append((event, position, error))
+        if failed and len(failed) == len(self._buffer):
+            raise failed[-1][2]
+        for event, position, failure in failed:
+            on_poison(event, position, failure)
+        return self._written()
+
+    def _written(self) -> Offsets:
         offsets = self._offsets
-        self._buffer, self._offsets, self._first_added = [], {}, None
+        self._buffer, self._positions, self._offsets, self._first_added = [], [], {}, None
         return offsets

@@ -95,11 +95,20 @@ class LagProbe:
 
     def lag(self, group: str, topics: Sequence[str]) -> int | None:
         """Records of `topics` that `group` has not committed yet; None if the broker did not
-        answer (the caller reports that, it does not guess). `/health` asks this."""
+        answer (the caller reports that, it does not guess)."""
+        by_topic = self.lag_by_topic(group, topics)
+        return None if by_topic is None else sum(by_topic.values())
+
+    def lag_by_topic(self, group: str, topics: Sequence[str]) -> dict[str, int] | None:
+        """`lag` per topic (every topic named, 0 when caught up); `/health` reports this."""
         try:
-            return self.lags({group: topics})[0].total
+            behind = self.lags({group: topics})[0].behind
         except KafkaException:
             return None
+        out = dict.fromkeys(topics, 0)
+        for (topic, _), count in behind.items():
+            out[topic] += count
+        return out
 
     def close(self) -> None:
         """Nothing to release (admin clients have no open consumer state)."""

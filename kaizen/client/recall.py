@@ -60,8 +60,10 @@ def _ask(settings: Settings, body: dict[str, Any], timeout: float) -> list[Recal
         return [lesson_from_json(x) for x in answer["lessons"]]
     except ApiError as error:  # refused (token, tenant) or failed: say why, never raise
         return _no_lessons("recall service answered with an error", error, where)
-    except urllib.error.URLError:  # no service there: ask the library itself
-        return _recall_without_service(settings, body)
+    except urllib.error.URLError as error:
+        if isinstance(error.reason, ConnectionRefusedError):  # no service: ask the library
+            return _recall_without_service(settings, body)
+        return _no_lessons("recall service did not answer", error, where)  # reset, timeout
     except (OSError, http.client.HTTPException) as error:  # timeout, reset, truncated answer
         return _no_lessons("recall service did not answer", error, where)
     except (ValueError, KeyError, TypeError, AttributeError) as error:

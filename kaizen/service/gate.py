@@ -65,6 +65,7 @@ class Behavior:
         # lessons a rejection or a monitor rollback blamed: left out of later candidates, so one
         # bad lesson cannot hold back every good lesson learned after it
         self.blamed: set[str] = set()
+        self.failing: dict[str, str] = {}  # scope -> why the gate could not decide it (health)
 
     # --- inputs -----------------------------------------------------------------------------
 
@@ -109,7 +110,13 @@ class Behavior:
         """Propose, evaluate and decide a candidate for every scope that changed."""
         published: list[model.SnapshotEvent] = []
         for tenant, agent in self.index.scopes():
-            events = self._gate_scope(tenant, agent)
+            try:  # one scope the gate cannot decide must not stop every other scope
+                events = self._gate_scope(tenant, agent)
+            except Exception as error:
+                log.exception("gate failed for a scope", scope=scope_of(tenant, agent))
+                self.failing[scope_of(tenant, agent)] = f"{type(error).__name__}: {error}"[:300]
+                continue
+            self.failing.pop(scope_of(tenant, agent), None)
             if events:
                 self.publish(events)
                 published += events

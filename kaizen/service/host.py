@@ -12,6 +12,8 @@ import signal
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import structlog
@@ -38,6 +40,8 @@ from kaizen.streams.topics import Topics
 
 log = structlog.get_logger(__name__)
 
+FLUSH_ATTEMPTS = 3  # failed flushes of a batch before it is written an event at a time
+
 
 class SinkRunner:
     """Consumes every topic and feeds the sinks; commits only after a successful flush."""
@@ -62,6 +66,7 @@ class SinkRunner:
         self.stop = threading.Event()
         self.consumed = 0
         self._rejected_at_flush = 0
+        self._failures: dict[str, int] = {}  # sink -> flushes failed in a row
         self.behavior = behavior
 
     def run(self) -> None:
@@ -111,15 +116,36 @@ class SinkRunner:
 
     def flush(self) -> None:
         """Flush every sink, then commit what all of them hold durably, and past the records
-        rejected meanwhile (everything polled before them is written now)."""
+        rejected meanwhile (everything polled before them is written now). A sink whose flush
+        has failed `FLUSH_ATTEMPTS` times in a row writes its batch an event at a time, and
+        the events it cannot write are dead-lettered with the traceback."""
         with self.stores.lock:
-            results = [sink.flush() for sink in self.sinks]
+            results = [self._flush(sink) for sink in self.sinks]
         offsets = self.consumer.passed()
         self._rejected_at_flush = self.consumer.rejected
         for result in results:
             for key, offset in result.items():
                 offsets[key] = max(offsets.get(key, 0), offset)
         self.consumer.commit(offsets)
+
+    def _flush(self, sink: Sink[Any]) -> dict[tuple[str, int], int]:
+        name = type(sink).__name__
+        if self._failures.get(name, 0) < FLUSH_ATTEMPTS:
+            try:
+                result = sink.flush()
+            except Exception:
+                self._failures[name] = self._failures.get(name, 0) + 1
+                raise
+        else:
+            result = sink.flush_isolating(partial(self._poisoned, name))
+        self._failures[name] = 0
+        return result
+
+    def _poisoned(self, sink: str, event: model.Event, position: tuple[str, int, int],
+                  error: Exception) -> None:
+        log.error("a sink cannot write an event; dead-lettered", sink=sink, position=position)
+        self.consumer.reject(Consumed(position, event), f"sinks/{sink}", error,
+                             failure_reason(f"sinks/{sink}", FLUSH_ATTEMPTS, error))
 
 
 def make_behavior(settings: Settings, stores: Stores, policy: Policy | None = None,
@@ -207,6 +233,8 @@ def serve(settings: Settings, *, processors: bool = True, ready: threading.Event
     probe = LagProbe(settings.bootstrap)
     health = make_health(settings, runner, probe)
     health.extra["experiences"] = lambda: len(stores.index)
+    health.checks.append(lambda: [f"gate failing for {scope}: {why}"
+                                  for scope, why in dict(behavior.failing).items()])
     child = ProcessorsChild(health.part("processors")) if processors else None
     if child is not None:
         child.start()

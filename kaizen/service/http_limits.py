@@ -73,6 +73,13 @@ class LimitedHandler(BaseHTTPRequestHandler):
             log.exception("http handler failed", path=getattr(self, "path", None))
             self._answer_error(HTTPStatus.INTERNAL_SERVER_ERROR, "internal error (logged)")
 
+    def _not_allowed(self) -> None:
+        """405 for the methods the API does not use (stdlib's default is an HTML 501)."""
+        self._answer_error(HTTPStatus.METHOD_NOT_ALLOWED, f"method {self.command} not allowed; "
+                           "the API answers GET and POST")
+
+    do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_HEAD = do_TRACE = do_CONNECT = _not_allowed
+
     def read_json(self) -> Any:
         """The request's JSON body ({} if empty), bounded by `limits.max_body_bytes`."""
         raw_length = self.headers.get("Content-Length", "0")

@@ -157,6 +157,7 @@ class GroupWatch:
     group: str
     topics: Sequence[str]
     lag: int | None = None
+    by_topic: dict[str, int] = field(default_factory=dict)
     _best: int | None = None
     _moved: float = field(default_factory=time.monotonic)
 
@@ -178,6 +179,7 @@ class Health:
                  max_lag: int) -> None:
         self.parts: dict[str, Status] = {}
         self.extra: dict[str, Callable[[], Any]] = {}
+        self.checks: list[Callable[[], list[str]]] = []  # more reasons to be degraded
         self._probe, self._groups = probe, groups
         self._stall, self._max_lag = stall_seconds, max_lag
         self._lock = threading.Lock()
@@ -190,9 +192,12 @@ class Health:
         with self._lock:  # one lag probe at a time; concurrent requests wait for its answer
             now = time.monotonic()
             for watch in self._groups.values():
-                watch.observe(self._probe.lag(watch.group, watch.topics), now)
+                by_topic = self._probe.lag_by_topic(watch.group, watch.topics)
+                watch.by_topic = by_topic or {}
+                watch.observe(None if by_topic is None else sum(by_topic.values()), now)
             reasons = [f"{s.name} {s.state}: {s.error}".rstrip(": ")
                        for s in self.parts.values() if s.state in ("failing", "stopped")]
+            reasons += [reason for check in self.checks for reason in check()]
             for name, watch in self._groups.items():
                 if watch.lag is None:
                     reasons.append(f"{name}: lag unknown (broker did not answer)")
@@ -206,6 +211,7 @@ class Health:
                 "reasons": reasons,
                 "parts": {name: s.as_json() for name, s in self.parts.items()},
                 "lags": {name: watch.lag for name, watch in self._groups.items()},
+                "lags_by_topic": {name: watch.by_topic for name, watch in self._groups.items()},
             }
             body.update({key: value() for key, value in self.extra.items()})
             return body

@@ -372,6 +372,8 @@ def _signal(
         source = (source.event.occurred_at, source.partition, source.offset)
     occurred_at, partition, offset = source
     fields = {k: _cut(v) if isinstance(v, str) else v for k, v in fields.items()}
+    if fields.get("arguments_json") is not None:
+        fields["arguments_json"] = _readable_json(fields["arguments_json"])
     return Signal(
         event_id=str(uuid.uuid5(SIGNAL_NAMESPACE, f"{state.episode_id}/{kind}/{key}")),
         occurred_at=occurred_at,
@@ -395,6 +397,17 @@ def _cut(text: str) -> str:
     if len(text) <= SIGNAL_TEXT_LIMIT:
         return text
     return text[:SIGNAL_TEXT_LIMIT] + f"…[kaizen: cut {len(text) - SIGNAL_TEXT_LIMIT} chars]"
+
+
+def _readable_json(text: str) -> str:
+    """Arguments as a signal carries them: JSON every reader can parse. Text that is not (cut,
+    or nested too deeply for a parser's recursion) is kept as a JSON string under `_raw`, so
+    no later fold (curation, the gate's evaluators) can be made to raise by it."""
+    try:
+        json.loads(text)
+        return text
+    except (ValueError, RecursionError):
+        return json.dumps({"_raw": text[:SIGNAL_TEXT_LIMIT]})
 
 
 def _arguments(arguments_json: str) -> dict[str, Any]:

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from confluent_kafka import Producer
 
@@ -18,6 +20,21 @@ from kaizen.schemas.codec import Codec
 from kaizen.streams.recorder import Recorder
 from kaizen.streams.replay import Bounds, TopicReader
 from kaizen.streams.topics import Topics
+
+T = TypeVar("T")
+
+
+def wait_for(read: Callable[[], T], ready: Callable[[T], bool], timeout: float = 180.0) -> T:
+    """Poll `read()` until its answer is `ready` (a fact, such as a /health answer whose text
+    changes every second: `wait_until_stable` would wait for it to stop changing)."""
+    deadline = time.monotonic() + timeout
+    value = read()
+    while not ready(value):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not ready within {timeout}s; last: {str(value)[:500]}")
+        time.sleep(0.5)
+        value = read()
+    return value
 
 
 def free_port() -> int:
@@ -52,6 +69,7 @@ class Served:
     topics: Topics
     port: int
     home: Path
+    pid: int  # of the serve process (its processors child is a child of it)
 
 
 def produce_raw(bootstrap: str, topic: str, records: list[tuple[bytes, bytes]],

@@ -13,6 +13,7 @@ episodes topic was recalled as a lesson; dead letters were written twice; /healt
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import uuid
@@ -23,7 +24,9 @@ from typing import Any
 
 import pytest
 
+from kaizen.cli import main as kaizen_main
 from kaizen.schemas import model
+from kaizen.streams.internal import ensure_topics
 from kaizen.streams.replay import Bounds, TopicReader
 from tests.faults.serving import (
     Served,
@@ -35,9 +38,16 @@ from tests.faults.serving import (
     produce_raw,
     recalled,
     record_recoveries,
+    wait_for,
 )
-from tests.integration.kafka_helpers import make_topics
-from tests.integration.workers import start_worker, stop_worker, wait_until_stable, worker_env
+from tests.integration.kafka_helpers import consume_all, make_topics
+from tests.integration.workers import (
+    environ,
+    start_worker,
+    stop_worker,
+    wait_until_stable,
+    worker_env,
+)
 
 FIVE_MB = 5 * 1024 * 1024
 MAX_LETTER = 128 * 1024
@@ -60,7 +70,7 @@ def served(kafka_broker: Any, tmp_path_factory: pytest.TempPathFactory) -> Itera
         wait_until_stable(lambda: (get(port, "/health") or {}).get("sinks") is not None
                           or (get(port, "/health") or {}).get("ok") is not None,
                           settle=0.0, timeout=120)
-        yield Served(kafka_broker.bootstrap, topics, port, home)
+        yield Served(kafka_broker.bootstrap, topics, port, home, service.pid)
     finally:
         stop_worker(service)
 
@@ -126,6 +136,7 @@ def test_garbage_oversize_and_wrong_type_records_are_dead_lettered_once_and_lear
     health = wait_until_stable(lambda: get(served.port, "/health"), settle=2.0,
                                ready=lambda h: bool(h) and h.get("ok") is True)
     assert health["status"] == "ok"
+    assert health["processors"]["restarts"] == 0  # the 5 MB records crash-looped it before
 
 
 def test_a_record_whose_fold_fails_is_dead_lettered_with_its_traceback_not_crash_looped(
@@ -204,8 +215,8 @@ def test_health_is_degraded_with_reason_and_lag_while_the_processors_are_stuck(
     os.kill(child, signal.SIGSTOP)
     try:
         record_recoveries(served, "stuck", tmp_path)
-        degraded = wait_until_stable(lambda: get(served.port, "/health") or {}, settle=0.0,
-                                     ready=lambda h: h.get("status") == "degraded")
+        degraded = wait_for(lambda: get(served.port, "/health") or {},
+                            ready=lambda h: h.get("status") == "degraded")
         assert degraded["ok"] is False and any("processors" in r for r in degraded["reasons"])
         assert degraded["lags"]["processors"] > 0
     finally:
@@ -214,28 +225,6 @@ def test_health_is_degraded_with_reason_and_lag_while_the_processors_are_stuck(
     health = wait_until_stable(lambda: get(served.port, "/health") or {}, settle=2.0,
                                ready=lambda h: h.get("status") == "ok")
     assert health["lags"]["processors"] == 0 and health["lags"]["sinks"] == 0
-
-
-def test_the_processors_child_dies_with_serve(kafka_broker: Any, unique_topic_prefix: str,
-                                               tmp_path: Path) -> None:
-    make_topics(kafka_broker.bootstrap, unique_topic_prefix)
-    port = free_port()
-    service = start_worker(_serve_env(kafka_broker.bootstrap, unique_topic_prefix,
-                                      tmp_path / "home", port), tmp_path / "serve.log", "serve")
-    try:
-        wait_until_stable(lambda: get(port, "/health"), settle=0.0, timeout=120)
-        child = wait_until_stable(lambda: _children(service.pid), settle=1.0, ready=bool)[0]
-    finally:
-        os.kill(service.pid, signal.SIGKILL)  # the serve process alone, not its group
-        service.wait(10)
-    try:
-        gone = wait_until_stable(lambda: Path(f"/proc/{child}").exists() and
-                                 "Z" not in _state(child), settle=0.0, timeout=60,
-                                 ready=lambda alive: not alive)
-        assert gone is False
-    finally:
-        with contextlib.suppress(ProcessLookupError):  # the group: nothing left behind
-            os.killpg(service.pid, signal.SIGKILL)
 
 
 def _children(pid: int) -> list[int]:
@@ -248,3 +237,41 @@ def _state(pid: int) -> str:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
     except OSError:
         return "Z"
+
+
+def test_deadletters_list_show_and_replay_give_the_whole_record_back(
+    served: Served, capsys: pytest.CaptureFixture[str]
+) -> None:
+    value = b"\1" * FIVE_MB  # cut in its letter: replay fetches it from its source position
+    produce_raw(served.bootstrap, served.topics.episodes, [(b"replay-me", value)])
+    [position] = _positions(served, {b"replay-me"})
+    _letters_of(served, {position})
+    letter = next(d for d in dead_letters(served)
+                  if (d.source_partition, d.source_offset) == position)
+    scratch = f"{served.topics.prefix}.replayed"
+    ensure_topics(served.bootstrap, [scratch], 1)
+    env = worker_env(served.bootstrap, served.topics.prefix, served.home / "cli")
+    with environ(env):
+        assert kaizen_main(["deadletters", "list", "--format", "json"]) == 0
+        listed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+        assert [row["cut"] for row in listed if row["id"] == letter.event_id] == [True]
+        assert kaizen_main(["deadletters", "show", letter.event_id[:12]]) == 0
+        assert "Oversize" in capsys.readouterr().out
+        assert kaizen_main(["deadletters", "replay", letter.event_id, "--to", scratch]) == 0
+    [replayed] = consume_all(served.bootstrap, scratch, 1)
+    assert (replayed.key(), replayed.value()) == (b"replay-me", value)
+
+
+def test_the_processors_child_dies_with_serve(served: Served) -> None:
+    """Last in this module: it kills the module's serve (kill -9, the process alone)."""
+    child = int((get(served.port, "/health") or {})["processors"]["pid"])
+    assert child in _children(served.pid)
+    os.kill(served.pid, signal.SIGKILL)
+    try:
+        gone = wait_until_stable(lambda: Path(f"/proc/{child}").exists() and
+                                 "Z" not in _state(child), settle=0.0, timeout=60,
+                                 ready=lambda alive: not alive)
+        assert gone is False
+    finally:
+        with contextlib.suppress(ProcessLookupError):  # the group: nothing left behind
+            os.killpg(served.pid, signal.SIGKILL)

@@ -92,7 +92,8 @@ def test_wrong_type_oversize_and_far_future_records_are_dead_letters_and_move_no
         (3, "WrongType"), (4, "Oversize"), (5, "OutOfTime")]
     batch.commit()
     assert step._watermarks[0] == T + 2  # noqa: SLF001 - the far-future event moved nothing
-    assert table.get("ep-open") is not None and not table.get("ep-open")["episode"]["closed"]
+    stored = table.get("ep-open")
+    assert stored is not None and not stored["episode"]["closed"]
 
 
 def test_a_dead_letter_of_a_large_record_is_cut_and_points_at_the_record() -> None:
