@@ -45,8 +45,9 @@ def test_forgetting_shreds_every_copy_for_every_reader_but_only_that_users(
     writer = CipherCodec(PersonalCipher(KeyStore(path)))
     mine = [writer.encode(episode_event(p, user="u1")) for p in _payloads()]
     theirs = writer.encode(episode_event(model.EpisodeStarted(SECRET), user="u2"))
-    signal = writer.encode(model.Signal(str(uuid.uuid4()), 1, "acme", "bot", "ep", "correction", user="u1",
-                                        task=SECRET, correction=SECRET, arguments_json="{}"))
+    signal = writer.encode(model.Signal(str(uuid.uuid4()), 1, "acme", "bot", "ep", "correction",
+                                        user="u1", task=SECRET, correction=SECRET,
+                                        arguments_json="{}"))
     assert KeyStore(path).forget("acme", "u1")
     reader = CipherCodec(PersonalCipher(KeyStore(path)))  # a fresh process: a replay, a rebuild
     for data in [*mine, signal]:
