@@ -1,5 +1,6 @@
-"""What redaction adds to `Recorder.emit`: per-event cost of the redaction step next to the Avro
-encode the emit path already does, for clean events (the common case) and events carrying PII.
+"""What redaction (and per-user encryption) add to `Recorder.emit`: per-event cost of the
+redaction step next to the Avro encode the emit path already does, for clean events (the common
+case) and events carrying PII; and the sealed encode of events with a user against the plain one.
 
     python -m bench.redaction [--events 20000]
 
@@ -10,13 +11,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable
+from pathlib import Path
 
 from bench.common import percentile
 from kaizen.schemas import model
 from kaizen.schemas.codec import Codec
+from kaizen.streams.personal import CipherCodec, KeyStore, PersonalCipher
 from kaizen.streams.redaction import Redactor
 from tests.factories import episode_event
 
@@ -61,6 +65,14 @@ def main() -> None:
         e50, e99 = percentile(encode, 0.5), percentile(encode, 0.99)
         print(f"{label:>9}: redact p50 {p50:6.1f} us  p99 {p99:6.1f} us | encode p50 {e50:5.1f} "
               f"us  p99 {e99:5.1f} us | redact/encode p50 {p50 / e50:4.2f}")
+    with tempfile.TemporaryDirectory() as keys:  # per-user encryption (KAIZEN_ENCRYPT_PERSONAL)
+        sealed = CipherCodec(PersonalCipher(KeyStore(Path(keys) / "keys.sqlite")))
+        events = _events(False)
+        rounds = max(1, args.events // len(events))
+        plain, cipher = (_timings(c.encode, events, rounds) for c in (codec, sealed))
+        p50, c50 = percentile(plain, 0.5), percentile(cipher, 0.5)
+        print(f"  encrypt: encode p50 {p50:5.1f} us, sealed encode p50 {c50:5.1f} us  p99 "
+              f"{percentile(cipher, 0.99):6.1f} us | sealed/plain p50 {c50 / p50:4.2f}")
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from kaizen.schemas import model
-from kaizen.schemas.codec import Codec, SchemaRegistry
+from kaizen.schemas.codec import Codec, Decoded, SchemaRegistry
 
 PREFIX = "kz1:"
 FORGOTTEN = "<forgotten>"
@@ -182,6 +182,11 @@ class CipherCodec(Codec):
 
     def decode(self, data: bytes) -> model.Event:
         return self.cipher.open(super().decode(data))
+
+    def decode_full(self, data: bytes) -> Decoded:
+        """The event opened; the raw Avro dict as stored (sealed), for audit."""
+        decoded = super().decode_full(data)
+        return replace(decoded, event=self.cipher.open(decoded.event))
 
 
 def codec_with_keys(keys_path: Path | None, registry: SchemaRegistry | None = None) -> Codec:

@@ -4,6 +4,8 @@ whose names collided under the old `tenant/agent` key keep separate timelines an
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import subprocess
 import urllib.error
@@ -17,13 +19,14 @@ from uuid import uuid4
 
 import pytest
 
+from kaizen.cli import main as kaizen_main
 from kaizen.processors.learning.snapshots import scope_of
 from kaizen.streams.recorder import Recorder
 from tests.integration.kafka_helpers import make_topics
 from tests.integration.test_dashboard import _chromium, _Dom
 from tests.integration.test_service import _free_port
 from tests.integration.test_snapshots import _teach, _wait_for
-from tests.integration.workers import start_worker, stop_worker, worker_env
+from tests.integration.workers import environ, start_worker, stop_worker, worker_env
 
 READER = "reader-acme-3f9a1c2e7b"
 OPERATOR = "operator-all-8d2e4b6a1f"
@@ -41,6 +44,7 @@ B = ("c", "x/y")
 class Served:
     port: int
     recorders: dict[tuple[str, str], Recorder]
+    env: dict[str, str]
 
     def call(self, method: str, path: str, body: Any = None, token: str | None = OPERATOR,
              **headers: str) -> tuple[int, Any]:
@@ -96,7 +100,7 @@ def served(kafka_broker: Any, tmp_path_factory: pytest.TempPathFactory) -> Itera
                              topic=topics.episodes, spool_dir=tmp / "spool" / f"r{i}")
                  for i, s in enumerate(scopes)}
     try:
-        served = Served(port, recorders)
+        served = Served(port, recorders, env)
         _wait_for(lambda: _up(served))
         yield served
     finally:
@@ -154,6 +158,7 @@ def test_tokens_roles_tenants_and_csrf(served: Served) -> None:
     # the actor is the token's identity, whatever the body says
     _teach(served.recorders["acme", "support-bot"], "orders.list", "page", "page_no", 4, "acme2")
     _wait_for(lambda: served.active("acme", "support-bot") not in (None, first))
+    second = served.active("acme", "support-bot")
     forged = {**action, "actor": "mallory", "reason": "forged?"}
     status, body = served.call("POST", "/snapshots/rollback", forged,
                                Origin=f"http://127.0.0.1:{served.port}")
@@ -163,12 +168,25 @@ def test_tokens_roles_tenants_and_csrf(served: Served) -> None:
                  if e["action"] == "rolled_back"]
     assert [(e["actor"], e["reason"]) for e in rollbacks] == [("otto", "forged?")]
 
+    # the CLI sends KAIZEN_API_TOKEN: a reader is refused, an operator acts as itself
+    scope = ["--tenant", "acme", "--agent", "support-bot", "--actor", "mallory"]
+    err = io.StringIO()
+    with environ({**served.env, "KAIZEN_API_TOKEN": READER}), contextlib.redirect_stderr(err):
+        assert kaizen_main(["snapshots", "rollback", "--to", str(second), *scope]) == 2
+    assert "HTTP 403" in err.getvalue() and READER not in err.getvalue()
+    with environ({**served.env, "KAIZEN_API_TOKEN": OPERATOR}):
+        assert kaizen_main(["snapshots", "rollback", "--to", str(second), *scope]) == 0
+    _wait_for(lambda: served.active("acme", "support-bot") == second)
+    last = [e for e in served.state("acme", "support-bot")["events"]
+            if e["action"] == "rolled_back"][-1]
+    assert last["actor"] == "otto"
+
 
 def test_scopes_that_shared_a_key_keep_their_own_timeline_and_recall(served: Served) -> None:
     """Tenant c/x + agent y and tenant c + agent x/y were one snapshot timeline ("c/x/y"):
     rolling A back to its first snapshot then picked B's snapshot and emptied A's recall."""
     _teach(served.recorders[A], "orders.get", "order", "order_id", 4, "a1")
-    a1 = _wait_for(lambda: served.active(*A))
+    a1 = _wait_for(lambda: served.active(*A), timeout=400)  # the processors' cold start
     _teach(served.recorders[B], "billing.get", "bill", "bill_id", 4, "b1")
     b1 = _wait_for(lambda: served.active(*B))
     _teach(served.recorders[A], "orders.list", "page", "page_no", 4, "a2")

@@ -29,6 +29,7 @@ def test_personal_fields_are_sealed_on_the_wire_and_open_again(tmp_path: Path) -
         wire = codec.encode(event)
         assert SECRET.encode() not in wire
         assert codec.decode(wire) == event
+        assert codec.decode_full(wire).event == event  # the audit / replay path opens it too
 
 
 def test_events_without_a_user_are_not_touched(tmp_path: Path) -> None:
