@@ -221,8 +221,8 @@ HOSTILE = [
 
 
 def probe_hostile_http(bootstrap: str, home: Path, rounds: int) -> Probe:
-    from kaizen.service.http_api import make_server
     from kaizen.service.host import Stores, make_behavior
+    from kaizen.service.http_api import make_server
     from kaizen.settings import load_settings
 
     prefix = f"hh{uuid.uuid4().hex[:6]}"
