@@ -48,6 +48,7 @@ bench: setup ## Print the benchmark figures
 	$(BIN)/python bench/process.py
 	$(BIN)/python bench/rollback.py
 	$(BIN)/python bench/drift.py
+	$(BIN)/python bench/otlp.py
 
 clean: ## Stop the local stack and remove data dirs
 	-$(BIN)/kaizen down
