@@ -12,7 +12,6 @@ from mcp.client.session import ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
 
 from tests.integration.integrations.conftest import Service
-from tests.integration.workers import wait_until_stable
 
 AGENT = "mcp-bot"
 
@@ -49,11 +48,8 @@ def test_mcp_client_records_episodes_and_recalls_the_lesson(service: Service) ->
     assert [r["pending"] for r in recorded] == [0, 0, 0]
     assert len({r["episode_id"] for r in recorded}) == 3
 
-    def lessons() -> list[Any]:
-        answer = _call(service, [("recall_lessons", {"task": "book room 9", "agent": AGENT})])
-        return [x for x in answer[0]["lessons"] if x["tool"] == "rooms.book"]
-
-    found = wait_until_stable(lessons, settle=0.0, timeout=240.0)
+    service.wait_for_lesson("book room 9", AGENT, "rooms.book")  # learned and active
+    answer = _call(service, [("recall_lessons", {"task": "book room 9", "agent": AGENT})])[0]
+    found = [x for x in answer["lessons"] if x["tool"] == "rooms.book"]
     assert any(x["kind"] == "recovery" and "room_id" in x["guidance"] for x in found)
-    prompt = _call(service, [("recall_lessons", {"task": "book room 9", "agent": AGENT})])
-    assert "room_id" in prompt[0]["prompt"]
+    assert "room_id" in answer["prompt"]
