@@ -55,6 +55,7 @@ bench: setup ## Run every benchmark; one markdown table of the figures in .kaize
 	$(BIN)/python bench/embedding.py
 	$(BIN)/python bench/drift.py
 	$(BIN)/python bench/faults.py
+	$(BIN)/python bench/otlp.py --json .kaizen/bench/otlp.json
 	$(BIN)/python bench/report.py --dir .kaizen/bench --out .kaizen/bench.md
 
 clean: ## Stop the local stack and remove data dirs

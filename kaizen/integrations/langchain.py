@@ -108,7 +108,7 @@ def _usage(response: Any) -> tuple[str, int, int]:
 def _handler_class() -> type:
     from langchain_core.callbacks import BaseCallbackHandler
 
-    class KaizenCallbackHandler(BaseCallbackHandler):  # type: ignore[misc]
+    class KaizenCallbackHandler(BaseCallbackHandler):
         """Records each top-level run as a Kaizen episode (see the module docstring)."""
 
         raise_error = False  # a learning system must never be the reason an agent fails
@@ -160,7 +160,7 @@ def _handler_class() -> type:
         def _tool_result(self, run_id: UUID, ok: bool, error: str | None = None,
                          output: str | None = None) -> None:
             episode = self.runs.episode_of(run_id)
-            name, call_id = self.runs.calls.get(run_id, ("tool", None))  # type: ignore[arg-type]
+            name, call_id = self.runs.calls.get(run_id) or ("tool", None)
             if episode is not None:
                 episode.tool_result(name, ok=ok, error=error[:TEXT_LIMIT] if error else None,
                                     output=output[:TEXT_LIMIT] if output else None,

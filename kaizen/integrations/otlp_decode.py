@@ -140,7 +140,7 @@ def _json_span(raw: Any, resource: Mapping[str, Any]) -> Span:
         start_ns=int(raw.get("startTimeUnixNano") or 0),
         end_ns=int(raw.get("endTimeUnixNano") or 0),
         attributes=_json_attrs(raw.get("attributes")), resource=resource,
-        status_code=ERROR_CODES.get(code, code) if isinstance(code, str) else int(code),
+        status_code=ERROR_CODES.get(code, 0) if isinstance(code, str) else int(code),
         status_message=str(status.get("message", "")), exception=exception)
 
 

@@ -4,7 +4,8 @@ Episodes go through the same path as a hand-instrumented agent: one `Recorder` p
 agent), so events are Avro, keyed by episode, stamped with the scope's active snapshot and spooled
 while the broker is away. Rejected spans are counted by reason and written to `kaizen.deadletter`
 (component `otlp`) with the span as JSON; the rest of the request is kept. A ticker thread closes
-idle traces by the injected clock. Nothing here blocks on the broker.
+idle traces by the injected clock. Nothing here blocks on the broker, and episodes are recorded
+outside the buffer's lock, so a large trace being recorded never holds up other requests.
 """
 
 from __future__ import annotations
@@ -74,7 +75,8 @@ class OtlpReceiver:
         self.episodes = 0
         self._make_recorder, self._dead_letters, self._wall_ms = recorders, dead_letters, wall_ms
         self._recorders: OrderedDict[tuple[str, str], Recorder] = OrderedDict()
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the trace buffer
+        self._recorders_lock = threading.Lock()
         self._stop = threading.Event()
         self._ticker: threading.Thread | None = None
 
@@ -89,8 +91,8 @@ class OtlpReceiver:
         with self._lock:
             added = self.buffer.add(spans, header_tenant)
             self.accepted += added.accepted
-            for plan in added.plans:
-                self._record(plan)
+        for plan in added.plans:  # outside the buffer lock: other requests never wait on it
+            self._record(plan)
         reasons: Counter[str] = Counter()
         for span, reason in added.rejected:
             reasons[reason] += 1
@@ -106,8 +108,8 @@ class OtlpReceiver:
         """Close idle traces now; returns how many episodes that recorded."""
         with self._lock:
             plans = self.buffer.expire()
-            for plan in plans:
-                self._record(plan)
+        for plan in plans:
+            self._record(plan)
         return len(plans)
 
     def start(self, every: float = 1.0) -> OtlpReceiver:
@@ -121,7 +123,7 @@ class OtlpReceiver:
 
     def flush(self, timeout: float = 30.0) -> int:
         """Wait for every recorded event to reach the broker; returns how many are pending."""
-        with self._lock:
+        with self._recorders_lock:
             recorders = list(self._recorders.values())
         pending = sum(r.flush(timeout) for r in recorders)
         return pending + (self._dead_letters.flush(timeout) if self._dead_letters else 0)
@@ -132,8 +134,10 @@ class OtlpReceiver:
         if self._ticker is not None:
             self._ticker.join(5)
         with self._lock:
-            for plan in self.buffer.drain():
-                self._record(plan)
+            plans = self.buffer.drain()
+        for plan in plans:
+            self._record(plan)
+        with self._recorders_lock:
             recorders, self._recorders = list(self._recorders.values()), OrderedDict()
         for recorder in recorders:
             recorder.close()
@@ -158,18 +162,20 @@ class OtlpReceiver:
                                  output_tokens=step.output_tokens, latency_ms=step.latency_ms,
                                  occurred_at=step.at_ms)
         episode.end(outcome=plan.outcome, occurred_at=plan.ended_at_ms)
-        self.episodes += 1
+        with self._recorders_lock:
+            self.episodes += 1
 
     def _recorder(self, tenant: str, agent: str) -> Recorder:
         key = (tenant, agent)
-        recorder = self._recorders.get(key)
-        if recorder is None:
-            recorder = self._recorders[key] = self._make_recorder(tenant, agent)
-            while len(self._recorders) > MAX_RECORDERS:
-                _, oldest = self._recorders.popitem(last=False)
-                threading.Thread(target=oldest.close, daemon=True).start()
-        self._recorders.move_to_end(key)
-        return recorder
+        with self._recorders_lock:
+            recorder = self._recorders.get(key)
+            if recorder is None:
+                recorder = self._recorders[key] = self._make_recorder(tenant, agent)
+                while len(self._recorders) > MAX_RECORDERS:
+                    _, oldest = self._recorders.popitem(last=False)
+                    threading.Thread(target=oldest.close, daemon=True).start()
+            self._recorders.move_to_end(key)
+            return recorder
 
     def _dead_letter(self, text: str, reason: str, trace_id: str, span_id: str) -> None:
         if self._dead_letters is None:

@@ -9,8 +9,8 @@ Phoenix instrumentations):
     llm         chat, text_completion, generate_content          LLM
 
 A trace is one episode, named by its conversation (`gen_ai.conversation.id` / `session.id`) when
-it has one (on any of its spans; a second trace of the same conversation gets a suffix). Its agent is
-`gen_ai.agent.name` (or `agent.name`), else the resource's `service.name`; its tenant the resource
+it has one (on any of its spans; a second trace of the same conversation gets a suffix). Its agent
+is `gen_ai.agent.name` (or `agent.name`), else the resource `service.name`; its tenant the resource
 attribute `kaizen.tenant`, else the `X-Kaizen-Tenant` header, else `default`. A tool span becomes a
 tool call at its start and a tool result at its end: failed when the span status is ERROR or it
 carries `error.type`, with the error type and status message (or exception event) as error text.

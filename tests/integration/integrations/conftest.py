@@ -62,7 +62,7 @@ class Service:
                         ) -> list[dict[str, Any]]:
         """Recall until a lesson about `tool` is active and the answer has settled."""
         return wait_until_stable(
-            lambda: self.recall(task, agent, tenant), settle=4.0, timeout=240.0,
+            lambda: self.recall(task, agent, tenant), settle=4.0, timeout=360.0,
             ready=lambda lessons: any(x.get("tool") == tool or tool in x["guidance"]
                                       for x in lessons))
 

@@ -92,7 +92,7 @@ def test_openinference_spans_with_a_tenant_header_teach_and_recall_in_that_tenan
                     bad.set_attribute("openinference.span.kind", "TOOL")
                     bad.set_attribute("tool.name", "shipping.create")
                     bad.set_attribute("input.value", json.dumps({"zip": f"0{i}"}))
-                    bad.set_status(Status(StatusCode.ERROR, "field 'zip' was renamed to 'postcode'"))
+                    bad.set_status(Status(StatusCode.ERROR, "field 'zip' is now 'postcode'"))
                 with tracer.start_as_current_span("shipping.create") as good:
                     good.set_attribute("openinference.span.kind", "TOOL")
                     good.set_attribute("tool.name", "shipping.create")
