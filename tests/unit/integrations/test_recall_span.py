@@ -15,8 +15,8 @@ BODY = {"task": "where is order 7", "agent": "shop-bot", "tenant": "acme", "user
 def test_attributes_carry_ids_scores_and_the_retrieval_conventions() -> None:
     attrs = span_attributes(LESSONS, BODY)
     assert attrs["gen_ai.operation.name"] == "retrieval"
-    assert attrs["kaizen.client.recall.lesson_ids"] == ["e1", "e2"]
-    assert attrs["kaizen.client.recall.scores"] == [0.91, 0.5]
+    assert attrs["kaizen.recall.lesson_ids"] == ["e1", "e2"]
+    assert attrs["kaizen.recall.scores"] == [0.91, 0.5]
     assert json.loads(attrs["gen_ai.retrieval.documents"]) == [
         {"id": "e1", "score": 0.91}, {"id": "e2", "score": 0.5}]
     assert (attrs["gen_ai.agent.name"], attrs["kaizen.tenant"], attrs["user.id"]) == (
