@@ -95,7 +95,7 @@ def test_agents_sdk_runs_are_recorded_and_the_lesson_reaches_the_instructions(
     assert taught.instructions.startswith("Close tickets.") and "ticket_id" in taught.instructions
     (span,) = [s for s in exporter.get_finished_spans() if s.name == "retrieval kaizen"]
     assert span.attributes["gen_ai.operation.name"] == "retrieval"
-    ids = list(span.attributes["kaizen.client.recall.lesson_ids"])
+    ids = list(span.attributes["kaizen.recall.lesson_ids"])
     assert ids and set(ids) <= {x["experience_id"] for x in service.recall(
         "close ticket 5", AGENT)}
-    assert len(span.attributes["kaizen.client.recall.scores"]) == len(ids)
+    assert len(span.attributes["kaizen.recall.scores"]) == len(ids)
