@@ -10,7 +10,7 @@ Prints, from one run on one machine (so the ratio is meaningful on a noisy box):
 - two workers on a copy of the same topic (same partitions): their combined rate until every
   output is written, next to one worker's (`two_workers_to_one_ratio`);
 - the latency from a recovery being emitted by a Recorder to its experience appearing on
-  `kaizen.cli.experiences`, and to its lesson being recallable from the service's recall index
+  `kaizen.experiences`, and to its lesson being recallable from the service's recall index
   (through the sink runner), p50 / p99, with the worker caught up (target p99 < 1 s).
 
 Run: `python bench/process.py [--events 60000] [--json PATH]` after `make setup`. Starts its own

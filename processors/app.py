@@ -3,7 +3,7 @@
     kaizen.episodes --assemble--> kaizen.signals, curation-v1 (by curation key),
                                   tool-results-v1 (by agent)
     tool-results-v1 --aggregate--> kaizen.patterns
-    curation-v1     --curate-----> kaizen.cli.experiences
+    curation-v1     --curate-----> kaizen.experiences
     bad records of any input ----> kaizen.deadletter
 
 This is the only module that imports faust; what each agent does with a batch of records is in

@@ -77,7 +77,7 @@ def _run(records: list[Record], batch: int = 1) -> dict[str, list[bytes]]:
 
 def _latest_experiences(out: dict[str, list[bytes]]) -> dict[str, tuple[Any, ...]]:
     latest: dict[str, tuple[Any, ...]] = {}
-    for value in out.get("kaizen.cli.experiences", []):
+    for value in out.get("kaizen.experiences", []):
         x = CODEC.decode(value)
         assert isinstance(x, model.Experience)
         latest[x.experience_id] = (x.version, x.support_episodes, x.status, x.guidance)
@@ -98,7 +98,7 @@ def test_outputs_do_not_depend_on_how_the_stream_is_cut_into_batches(seed: int, 
     log = _log(seed)
     one_by_one = _run(log)
     assert _run(log, batch) == one_by_one
-    assert one_by_one["kaizen.cli.experiences"] and one_by_one["kaizen.patterns"]
+    assert one_by_one["kaizen.experiences"] and one_by_one["kaizen.patterns"]
     outcomes = [signal.outcome for value in one_by_one["kaizen.signals"]
                 if (signal := CODEC.decode(value)) and isinstance(signal, model.Signal)]
     assert "abandoned" in outcomes
