@@ -37,7 +37,7 @@ integration: setup ## Integration tests against a real broker started for the se
 	$(BIN)/pytest tests/integration -q
 
 fuzz: $(STAMP) ## Fuzz the codec, importers, error normalisation and HTTP API, 10k inputs each
-	$(BIN)/pytest tests/fuzz -q -p no:cacheprovider --hypothesis-profile=fuzz
+	KAIZEN_FUZZ_EXAMPLES=10000 $(BIN)/pytest tests/fuzz -q -p no:cacheprovider
 
 test: setup lint ## Set everything up, lint, and run the whole suite
 	@bash infra/install-system-deps.sh --browser

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from kaizen.settings import load_settings
 from kaizen.streams.admin import create_topics
 from tests.faults.http_service import in_process_service
+from tests.fuzz.settings import fuzz
 
 pytestmark = pytest.mark.integration
 
@@ -68,6 +69,7 @@ def _send(port: int, raw: bytes) -> bytes:
     return b"".join(chunks)
 
 
+@fuzz
 @given(method=st.sampled_from(["GET", "POST", "PUT", "DELETE", "HEAD", "PATCH", "OPTIONS"]),
        path=PATH, query=QUERY, headers=HEADERS, body=BODY,
        length=st.one_of(st.none(), st.integers(-10, 10**10).map(str), URL_TEXT))

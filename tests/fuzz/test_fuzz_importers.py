@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from kaizen.importers.model import ImportedEpisode, Skipped
 from kaizen.importers.openai_chat import parse_openai_chat
 from kaizen.importers.react_log import parse_react_log
+from tests.fuzz.settings import fuzz
 
 REACT_WORDS = st.sampled_from([
     "Question: ", "Thought 1: ", "Action 1: ", "Observation 1: ", "Search[", "Lookup[", "Finish[",
@@ -38,16 +39,19 @@ def _parse(parser: Any, suffix: str, text: str) -> None:
             assert isinstance(item, ImportedEpisode | Skipped)
 
 
+@fuzz
 @given(REACT_TEXT)
 def test_react_log_importer_never_crashes(text: str) -> None:
     _parse(parse_react_log, ".txt", text)
 
 
+@fuzz
 @given(JSON_VALUES)
 def test_openai_chat_importer_never_crashes_on_any_json(value: Any) -> None:
     _parse(parse_openai_chat, ".json", json.dumps(value))
 
 
+@fuzz
 @given(st.lists(JSON_VALUES, max_size=5), st.text(max_size=200))
 def test_openai_chat_importer_never_crashes_on_jsonl_and_text(lines: list[Any], junk: str) -> None:
     _parse(parse_openai_chat, ".jsonl", "\n".join(json.dumps(v) for v in lines) + "\n" + junk)

@@ -7,6 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from kaizen.processors.learning.signatures import error_signature
+from tests.fuzz.settings import fuzz
 
 #: Inputs stay bounded: the curation helper makes normalisation linear-time; this target checks
 #: it never fails, not how long it takes.
@@ -18,6 +19,7 @@ RUNS = st.lists(st.sampled_from(["deadbeef" * 8, "1234567890", "'", '"', "((", "
                 max_size=200).map("".join)
 
 
+@fuzz
 @given(st.text(max_size=64), st.one_of(HOSTILE, RUNS, st.text(max_size=MAX_TEXT)))
 def test_error_signature_is_a_stable_bounded_string(tool: str, error: str) -> None:
     signature = error_signature(tool, error)
