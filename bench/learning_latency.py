@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
+
+from confluent_kafka import Consumer, TopicPartition
 
 from kaizen.client.embedded import open_library
 from kaizen.readmodel.index import IndexEntry, RecallIndex
@@ -39,13 +41,20 @@ class StampedIndex(RecallIndex):
                     self.recallable_at.setdefault(evidence.episode_id, now)
 
 
-def _caught_up(runner: SinkRunner, consumed: Callable[[], int], quiet_s: float = 2.0) -> None:
-    """Until the sink runner has consumed nothing new for `quiet_s` (it has read the backlog)."""
-    last, since = -1, time.perf_counter()
-    while time.perf_counter() - since < quiet_s:
-        if consumed() != last:
-            last, since = consumed(), time.perf_counter()
-        time.sleep(0.2)
+def _caught_up(bootstrap: str, group: str, topics: list[str], timeout: float = 600.0) -> None:
+    """Until the sink runner's committed offsets reach the end of every topic it reads (a fact:
+    it has written the backlog), or `timeout`."""
+    probe = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        parts = [TopicPartition(t, p) for t in topics
+                 for p in probe.list_topics(t, timeout=10).topics[t].partitions]
+        ends = [probe.get_watermark_offsets(tp, timeout=10)[1] for tp in parts]
+        done = [max(tp.offset, 0) for tp in probe.committed(parts, timeout=10)]
+        if all(d >= e for d, e in zip(done, ends, strict=True)):
+            break
+        time.sleep(0.5)
+    probe.close()
 
 
 def recovery_to_recallable(bootstrap: str, prefix: str, home: Path, samples: int
@@ -59,9 +68,10 @@ def recovery_to_recallable(bootstrap: str, prefix: str, home: Path, samples: int
     runner = SinkRunner(settings, stores)
     thread = threading.Thread(target=runner.run, name="bench-sinks", daemon=True)
     thread.start()
-    _caught_up(runner, lambda: runner.consumed)
-    sent: dict[str, float] = {}
     topics = Topics(prefix)
+    _caught_up(bootstrap, f"{prefix}-sinks-v1", [topics.episodes, topics.signals, topics.patterns,
+                                                 topics.experiences, topics.snapshots])
+    sent: dict[str, float] = {}
     with Recorder("bench-bot", "bench", bootstrap=bootstrap, topic=topics.episodes,
                   spool_dir=home / "spool" / "recallable") as recorder:
         for i in range(samples):
@@ -76,7 +86,7 @@ def recovery_to_recallable(bootstrap: str, prefix: str, home: Path, samples: int
                 ep.tool_result("orders.get", ok=True, occurred_at=now + 4)
                 ep.end(success=True, occurred_at=now + 5)
             recorder.flush(5)
-            deadline = time.monotonic() + 10
+            deadline = time.monotonic() + 30
             while ep.episode_id not in index.recallable_at and time.monotonic() < deadline:
                 time.sleep(0.005)
     runner.stop.set()

@@ -184,7 +184,9 @@ def recovery_latency(bootstrap: str, topics: Topics, spool: Path, samples: int) 
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"lat-{uuid.uuid4().hex}",
                          "auto.offset.reset": "latest"})
     consumer.subscribe([topics.experiences])
-    consumer.consume(1, timeout=3.0)
+    deadline = time.monotonic() + 60
+    while not consumer.assignment() and time.monotonic() < deadline:  # joined: then "latest"
+        consumer.consume(1, timeout=0.5)
     codec, stop = Codec(), threading.Event()
 
     def watch() -> None:

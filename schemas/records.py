@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import operator
 import types
 import typing
 import uuid
@@ -110,9 +111,20 @@ def _compiled_writer(
 ) -> Callable[[Any], dict[str, Any]]:
     hints = typing.get_type_hints(cls, vars(model))
     fields = [(f.name, _writer_for(hints[f.name], namespace_of)) for f in dataclasses.fields(cls)]
+    # Fields written as they are are read in one C call (emit() and every processor output
+    # pass here: a Python call per plain field was ~40% of encoding an episode event)
+    plain = tuple(name for name, conv in fields if conv is _identity)
+    converted = [(name, conv) for name, conv in fields if conv is not _identity]
+    get_plain = operator.attrgetter(*plain) if len(plain) > 1 else None
 
     def write(obj: Any) -> dict[str, Any]:
-        return {name: conv(getattr(obj, name)) for name, conv in fields}
+        if get_plain is not None:
+            out = dict(zip(plain, get_plain(obj), strict=True))
+        else:
+            out = {name: getattr(obj, name) for name in plain}
+        for name, conv in converted:
+            out[name] = conv(getattr(obj, name))
+        return out
 
     return write
 
