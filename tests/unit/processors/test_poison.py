@@ -11,8 +11,8 @@ import uuid
 import pytest
 
 from kaizen.processors.config import ProcessorConfig
+from kaizen.processors.folding import Outgoing, Record, RecordFolds
 from kaizen.processors.learning.sketch import Distinct
-from kaizen.processors.routing import Outgoing, Record, Router
 from kaizen.processors.steps import AssembleStep, DictStore
 from kaizen.schemas import model
 from kaizen.schemas.boundary import Limits
@@ -36,8 +36,8 @@ def _episode(eid: str, t: int, first_args: str, offset: int) -> list[Record]:
                    t + seq) for seq, p in enumerate(payloads)]
 
 
-def _router(**limits: int) -> Router:
-    return Router(ProcessorConfig(bootstrap="unused", idle_ms=4_000, linger_ms=2_000,
+def _router(**limits: int) -> RecordFolds:
+    return RecordFolds(ProcessorConfig(bootstrap="unused", idle_ms=4_000, linger_ms=2_000,
                                   idle_scan_ms=1_000, limits=Limits(**limits)))
 
 
@@ -97,8 +97,8 @@ def test_wrong_type_oversize_and_far_future_records_are_dead_letters_and_move_no
 
 
 def test_a_dead_letter_of_a_large_record_is_cut_and_points_at_the_record() -> None:
-    router = _router()
-    letter = _letters([router.dead_letter(Record("kaizen.episodes", 1, 7, b"k", b"\0" * 5_000_000),
+    folds = _router()
+    letter = _letters([folds.dead_letter(Record("kaizen.episodes", 1, 7, b"k", b"\0" * 5_000_000),
                                           "assemble", ValueError("too big"))])[0]
     assert len(letter.value or b"") == MAX_LETTER_VALUE and is_cut(letter)
     assert "kaizen.episodes/1/7" in letter.reason

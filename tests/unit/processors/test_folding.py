@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kaizen.processors.config import ProcessorConfig
-from kaizen.processors.routing import Outgoing, Record, Router
+from kaizen.processors.folding import Outgoing, Record, RecordFolds
 from kaizen.processors.steps import AssembleStep, DictStore, aggregate_step, curate_step
 from kaizen.schemas import model
 from kaizen.schemas.codec import Codec
@@ -47,10 +47,10 @@ def _run(records: list[Record], batch: int = 1) -> dict[str, list[bytes]]:
     """Feed the three steps as the faust agents do: batches of `batch` records, outputs sent
     before states are committed, the repartitioned topics read in the order they were written."""
     # idle and linger short against the 1 s between episodes: closes and deletions happen
-    router = Router(ProcessorConfig(bootstrap="unused", min_support=2, idle_ms=4_000,
+    folds = RecordFolds(ProcessorConfig(bootstrap="unused", min_support=2, idle_ms=4_000,
                                     linger_ms=2_000, idle_scan_ms=1_000))
-    steps = {"assemble": AssembleStep(router), "aggregate": aggregate_step(router),
-             "curate": curate_step(router)}
+    steps = {"assemble": AssembleStep(folds), "aggregate": aggregate_step(folds),
+             "curate": curate_step(folds)}
     tables = {name: DictStore() for name in steps}
     inputs: dict[str, list[Record]] = {"aggregate": [], "curate": []}
     out: dict[str, list[bytes]] = {}
@@ -115,9 +115,9 @@ def test_duplicated_records_change_no_experience(seed: int, data: st.DataObject)
 
 
 def test_an_undecodable_record_becomes_a_dead_letter_with_its_position() -> None:
-    router = Router(ProcessorConfig(bootstrap="unused"))
+    folds = RecordFolds(ProcessorConfig(bootstrap="unused"))
     record = Record("kaizen.episodes", 2, 41, b"k", b"\x00\x01garbage")
-    letter = router.decode_episode_event(record, "assemble")
+    letter = folds.decode_episode_event(record, "assemble")
     assert isinstance(letter, Outgoing) and letter.topic == "kaizen.deadletter"
     decoded = CODEC.decode(letter.value)
     assert isinstance(decoded, model.DeadLetter)
@@ -127,13 +127,13 @@ def test_an_undecodable_record_becomes_a_dead_letter_with_its_position() -> None
 
 
 def test_an_event_whose_names_cannot_be_a_scope_becomes_a_dead_letter_with_the_reason() -> None:
-    router = Router(ProcessorConfig(bootstrap="unused"))
+    folds = RecordFolds(ProcessorConfig(bootstrap="unused"))
     bad = episode_event(model.EpisodeStarted("task"), tenant="acme", agent="bot\x00", user="u1")
     record = Record("kaizen.episodes", 0, 7, b"ep-1", CODEC.encode(bad))
-    letter = router.decode_episode_event(record, "assemble")
+    letter = folds.decode_episode_event(record, "assemble")
     assert isinstance(letter, Outgoing) and letter.topic == "kaizen.deadletter"
     decoded = CODEC.decode(letter.value)
     assert isinstance(decoded, model.DeadLetter) and "control character" in decoded.reason
     slashed = episode_event(model.EpisodeStarted("task"), tenant="c/x", agent="y")
-    assert router.decode_episode_event(Record("kaizen.episodes", 0, 8, b"e",
+    assert folds.decode_episode_event(Record("kaizen.episodes", 0, 8, b"e",
                                               CODEC.encode(slashed)), "assemble") == slashed

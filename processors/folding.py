@@ -40,8 +40,9 @@ class Outgoing:
     value: bytes
 
 
-class Router:
-    """Encodes outputs and names their topics; one per worker."""
+class RecordFolds:
+    """One record at a time: decode it or dead-letter it, fold it into its state through the
+    pure learning modules, and say what to send where (encoded). One per worker."""
 
     def __init__(self, config: ProcessorConfig, codec: Codec | None = None) -> None:
         self.config = config
