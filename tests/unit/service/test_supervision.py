@@ -6,7 +6,7 @@ import os
 import threading
 import time
 
-from kaizen.supervision import Backoff, GroupWatch, Status, supervise, watch_parent
+from kaizen.service.supervision import Backoff, GroupWatch, Status, supervise, watch_parent
 
 
 def test_backoff_doubles_while_failing_fast_and_resets_after_a_stable_run() -> None:
