@@ -14,8 +14,8 @@ from pathlib import Path
 
 from structlog.testing import capture_logs
 
-from kaizen.client.recall import recall
 from kaizen.client.embedded import open_library
+from kaizen.client.recall import recall
 from kaizen.settings import load_settings
 
 Behaviour = Callable[[socket.socket], None]
