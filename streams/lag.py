@@ -105,12 +105,21 @@ def wait_drained(probe: LagProbe, groups: Mapping[str, Sequence[str]], *, timeou
     waiter = stop or threading.Event()
     deadline = time.monotonic() + timeout
     topics = sorted({t for group_topics in groups.values() for t in group_topics})
+    lags: list[Lag] = []
     while True:
-        before = probe.end_offsets(topics)
-        lags = [lag for lag in probe.lags(groups, before) if lag.behind]
-        after = probe.end_offsets(topics)
-        if not lags and before == after:
-            return []
+        try:
+            before = probe.end_offsets(topics)
+            lags = [lag for lag in probe.lags(groups, before) if lag.behind]
+            if not lags and before == probe.end_offsets(topics):
+                return []
+        except KafkaException as error:  # a topic just created has no leader yet: ask again
+            if not _retriable(error):
+                raise
         if time.monotonic() > deadline:
             return lags
         waiter.wait(poll)
+
+
+def _retriable(error: KafkaException) -> bool:
+    cause = error.args[0] if error.args else None
+    return bool(getattr(cause, "retriable", lambda: False)())

@@ -40,7 +40,7 @@ TOOLS_MODES = ("available", "called")
 
 @dataclass(frozen=True)
 class BacktestConfig:
-    window: int = 10  # episodes in flight together
+    window: int = 20  # episodes in flight together
     k: int = 5  # lessons per recall, as `recall()` defaults
     tenant: str = "default"
     agent: str | None = None  # one agent name for every file; default: from each log
@@ -178,10 +178,14 @@ def _recaller(pipeline: Pipeline, catalog: Mapping[str, Experience], config: Bac
     body = {"task": item.episode.task, "agent": item.agent, "tenant": config.tenant,
             "user": item.episode.user, "tools": sorted(tools), "k": config.k}
 
+    answers: dict[str | None, tuple[LessonView, ...]] = {}  # one recall per signature
+
     def recall(signature: str | None) -> tuple[LessonView, ...]:
-        answer = pipeline.recall({**body, "signature": signature} if signature else body)
-        return tuple(LessonView.of(catalog[x["experience_id"]]) if x["experience_id"] in catalog
-                     else LessonView(x["experience_id"], x.get("tool"), None, None)
-                     for x in answer)
+        if signature not in answers:
+            answer = pipeline.recall({**body, "signature": signature} if signature else body)
+            answers[signature] = tuple(
+                LessonView.of(catalog[x["experience_id"]]) if x["experience_id"] in catalog
+                else LessonView(x["experience_id"], x.get("tool"), None, None) for x in answer)
+        return answers[signature]
 
     return recall
