@@ -16,6 +16,7 @@ from typing import Any
 import structlog
 
 from kaizen.processors.learning.recallable import recall_view
+from kaizen.processors.learning.signatures import error_signature
 from kaizen.processors.learning.snapshots import SnapshotLog
 from kaizen.schemas import model
 from kaizen.schemas.records import from_record
@@ -73,6 +74,23 @@ def recall(
     except urllib.error.URLError:
         return _recall_without_service(settings, body)
     return [_from_json(x) for x in answer["lessons"]]
+
+
+def what_worked(
+    tool: str,
+    error: str,
+    *,
+    task: str,
+    agent: str,
+    tenant: str,
+    user: str | None = None,
+    k: int = 3,
+    settings: Settings | None = None,
+) -> list[Recalled]:
+    """"I just got this error: what worked?" Lessons for `tool` (or no tool) ranked with the
+    failure's error signature, so the lesson learnt from exactly this failure comes first."""
+    return recall(task, agent=agent, tenant=tenant, user=user, tools=[tool], k=k,
+                  signature=error_signature(tool, error), settings=settings)
 
 
 def _recall_without_service(settings: Settings, body: Mapping[str, Any]) -> list[Recalled]:

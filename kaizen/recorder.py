@@ -42,3 +42,11 @@ class Recorder(_StreamsRecorder):
             follow_snapshots=Topics(settings.topic_prefix).snapshots if follow_snapshots else None,
             **overrides,
         )
+        self._settings = settings
+
+    def on_error_recall(self, episode: Any, tool: str, error: str, k: int) -> list[Any]:
+        """`Episode.what_worked`: recall by the failure's error signature (kaizen.recall)."""
+        from kaizen.recall import what_worked
+
+        return what_worked(tool, error, task=episode.task, agent=self.agent, tenant=self.tenant,
+                           user=episode.user, k=k, settings=self._settings)
