@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
+import threading
 from typing import Any
 
 from kaizen.backtest.pipeline import PipelineError
@@ -50,6 +52,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     config = BacktestConfig(window=args.window, k=args.k, tenant=args.tenant, agent=args.agent,
                             tools=args.tools, input_format=args.input_format, keep=args.keep,
                             progress=True)
+    if threading.current_thread() is threading.main_thread():  # `timeout` sends SIGTERM: stop
+        signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(143))  # what we started
     try:
         report = run_backtest(args.files, settings, config)
     except ValueError as error:

@@ -176,6 +176,8 @@ class Pipeline:
         if self.stores is not None:
             self.stores.close()
         self.probe.close()
+        # drop the clients now: librdkafka keeps dialling a stopped broker until they are freed
+        self.recorders, self.runner, self.thread, self.tail = {}, None, None, None
         if self.launcher is not None:
             self.launcher.down()
 
