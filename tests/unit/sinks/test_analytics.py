@@ -199,3 +199,16 @@ def test_learning_curve(client: Client, agent: str, bucket_s: int, tenant: str |
 def test_learning_curve_rejects_empty_buckets(client: Client) -> None:
     with pytest.raises(ValueError):
         analytics.learning_curve(client, "support-bot", 0)
+
+
+def test_signature_windows_anchor_to_the_data(client: Client) -> None:
+    """Imported history is old: `--since` and the latest event anchor the window, not now."""
+    latest = analytics.latest_event_ms(client)
+    assert latest == max(s["result_ms"] for s in steps() if s["result_ms"] is not None)
+    far_future = latest + 1000 * HOUR
+    assert analytics.new_signatures(client, 24, far_future) == []  # wall-clock style: nothing
+    anchored = analytics.new_signatures(client, 1000, latest)
+    assert anchored == analytics.new_signatures(client, 1000, latest + 0)
+    since = analytics.new_signatures(client, 1, far_future, since_ms=T0)
+    assert since == analytics.new_signatures(client, 10**6, far_future)
+    assert len(since) > 3
