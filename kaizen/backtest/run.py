@@ -40,7 +40,7 @@ TOOLS_MODES = ("available", "called")
 
 @dataclass(frozen=True)
 class BacktestConfig:
-    window: int = 20  # episodes in flight together
+    window: int = 40  # episodes in flight together (about one benchmark run of 40 tasks)
     k: int = 5  # lessons per recall, as `recall()` defaults
     tenant: str = "default"
     agent: str | None = None  # one agent name for every file; default: from each log
