@@ -31,6 +31,7 @@ from kaizen.recorder import Recorder
 from kaizen.schemas import model
 from kaizen.service import SinkRunner, Stores, make_behavior
 from kaizen.settings import Settings
+from kaizen.snapshot_actions import Request, events_for
 from kaizen.streams.admin import create_topics
 from kaizen.streams.lag import Lag, LagProbe, broker_answers, wait_drained
 from kaizen.streams.snapshot_log import SnapshotTail
@@ -110,10 +111,22 @@ class Pipeline:
             raise PipelineError(f"the pipeline did not drain within {DRAIN_TIMEOUT_S:.0f} s: "
                                 + _describe(lags))
 
-    def gate(self) -> list[model.SnapshotEvent]:
+    def gate(self, approve: bool = False) -> list[model.SnapshotEvent]:
         """Run the gate once over what was learnt, and wait until the behavior has applied the
-        snapshot events it published (the recall index then serves the new behavior)."""
+        snapshot events it published (the recall index then serves the new behavior). With
+        `approve`, a candidate the policy leaves for a human is approved at once, as the CLI's
+        `snapshots approve` would (actor `backtest --approve`)."""
         events = self.behavior.gate()
+        if approve:
+            waiting = [e for e in events if e.action == "proposed"
+                       and e.verdict == "await_approval"]
+            with self.behavior.lock:
+                approvals = [x for e in waiting for x in events_for(self.behavior.log, Request(
+                    "approve", e.tenant, e.agent, e.snapshot_id, actor="backtest --approve",
+                    reason="approved by the backtest (--approve)"))]
+            if approvals:
+                self.behavior.publish(approvals)
+                events += approvals
         if events:
             self._wait_tail()
         return events

@@ -46,6 +46,7 @@ class BacktestConfig:
     agent: str | None = None  # one agent name for every file; default: from each log
     tools: str = "available"  # available: the agent's toolset; called: the episode's own calls
     input_format: str = "auto"
+    approve: bool = False  # approve what the policy leaves for a human (as an operator would)
     keep: bool = False  # keep the backtest's data dir
     progress: bool = True
 
@@ -110,7 +111,8 @@ def run_backtest(files: Sequence[str], settings: Settings, config: BacktestConfi
     return BacktestReport(timings=timings,
         tally=tally, lessons=lessons, gate=gate, dead_letters=dead,
         settings={"window": config.window, "k": config.k, "tools": config.tools,
-                  "min_support": settings.min_support, "tenant": config.tenant},
+                  "min_support": settings.min_support, "tenant": config.tenant,
+                  "approve": config.approve, "max_auto_change": settings.max_auto_change},
         files=[path.name for path, _ in file_plan], skipped=skipped,
         read_errors=[f"{e.source}: {e.reason}" for e in errors])
 
@@ -148,7 +150,7 @@ def _replay(pipeline: Pipeline, replayed: Sequence[Replayed],
                 pipeline.drain()
                 timings.feed_and_drain += time.monotonic() - mark
                 mark = time.monotonic()
-                pipeline.gate()
+                pipeline.gate(approve=config.approve)
                 timings.gate += time.monotonic() - mark
                 timings.windows += 1
             mark = time.monotonic()
