@@ -117,18 +117,17 @@ class Pipeline:
         `approve`, a candidate the policy leaves for a human is approved at once, as the CLI's
         `snapshots approve` would (actor `backtest --approve`)."""
         events = self.behavior.gate()
-        if approve:
-            waiting = [e for e in events if e.action == "proposed"
-                       and e.verdict == "await_approval"]
-            with self.behavior.lock:
+        if events:
+            self._wait_tail()
+        waiting = [e for e in events if e.action == "proposed" and e.verdict == "await_approval"]
+        if approve and waiting:
+            with self.behavior.lock:  # the log has the proposals now: approve them in order
                 approvals = [x for e in waiting for x in events_for(self.behavior.log, Request(
                     "approve", e.tenant, e.agent, e.snapshot_id, actor="backtest --approve",
                     reason="approved by the backtest (--approve)"))]
-            if approvals:
-                self.behavior.publish(approvals)
-                events += approvals
-        if events:
+            self.behavior.publish(approvals)
             self._wait_tail()
+            events += approvals
         return events
 
     def recall(self, body: Mapping[str, Any]) -> list[dict[str, Any]]:
