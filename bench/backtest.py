@@ -21,6 +21,7 @@ from pathlib import Path
 
 from bench.common import broker
 from kaizen.backtest.run import BacktestConfig, run_backtest
+from kaizen.logs import configure_logging
 from kaizen.settings import load_settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,6 +43,7 @@ def main() -> int:
     parser.add_argument("--json", metavar="PATH", help="write the figures as JSON")
     args = parser.parse_args()
     files = args.files or _default_files()
+    configure_logging("auto", "warning")  # the gate's info lines would bury the figures
     with tempfile.TemporaryDirectory() as tmp, broker(Path(tmp)) as bootstrap:
         settings = load_settings(kafka_bootstrap=bootstrap, home=Path(tmp) / "home",
                                  topic_prefix="bench", log_level="warning")
