@@ -60,8 +60,10 @@ SELECT tool, signature, min(result_ms) AS first_seen_ms, count() AS failures,
 FROM steps_final_v1
 WHERE ok = false AND result_ms <= {now:Int64}
 GROUP BY tool, signature
-HAVING first_seen_ms >= {now:Int64} - {hours:Int64} * 3600000
+HAVING first_seen_ms >= {start:Int64}
 ORDER BY first_seen_ms DESC, signature"""
+
+_LATEST_EVENT = "SELECT max(result_ms) AS latest FROM steps_final_v1"
 
 _REPEAT_FAILURES = """
 WITH fails AS (
@@ -173,7 +175,16 @@ def failure_rate(
     return _rows(client, _FAILURE_RATE.format(key=by), parameters, tenants)
 
 
-def new_signatures(client: Client, hours: int, now_ms: int, tenants: Tenants = None) -> Rows:
+def latest_event_ms(client: Client) -> int | None:
+    """The time of the latest tool result in the data (None when there is none): anchors
+    windows to imported history instead of the wall clock."""
+    rows = _rows(client, _LATEST_EVENT, {})
+    latest = rows[0]["latest"] if rows else None
+    return int(latest) if latest else None
+
+
+def new_signatures(client: Client, hours: int, now_ms: int, since_ms: int | None = None,
+                   tenants: Tenants = None) -> Rows:
     """Error signatures whose first failure anywhere in the fleet lies in the last `hours`.
 
     A burst of new signatures usually means an API or a page changed. Rows:
@@ -186,10 +197,14 @@ def new_signatures(client: Client, hours: int, now_ms: int, tenants: Tenants = N
         FROM steps_final_v1
         WHERE ok = false AND result_ms <= {now:Int64}
         GROUP BY tool, signature
-        HAVING first_seen_ms >= {now:Int64} - {hours:Int64} * 3600000
+        HAVING first_seen_ms >= {start:Int64}
         ORDER BY first_seen_ms DESC, signature
+
+    `start` is `since_ms` when given (a window anchored to the data: `--since`), else
+    `now_ms - hours`; callers pass the latest event's time as `now_ms` for imported history.
     """
-    return _rows(client, _NEW_SIGNATURES, {"now": now_ms, "hours": hours}, tenants)
+    start = since_ms if since_ms is not None else now_ms - hours * 3_600_000
+    return _rows(client, _NEW_SIGNATURES, {"now": now_ms, "start": start}, tenants)
 
 
 def repeat_failures(

@@ -149,6 +149,16 @@ class Episode:
         """Record which experiences were injected into this episode (for per-lesson effect)."""
         self._emit(model.Recall(list(experience_ids), query), occurred_at)
 
+    def what_worked(self, tool: str, error: str, *, k: int = 3) -> list[Any]:
+        """"I just got this error: what worked?" -- the lessons learnt from this very failure
+        (same tool and error signature first), to fix the next call of an episode in flight.
+
+        Asks the recorder's `on_error_recall(episode, tool, error, k)` (the front-door
+        `kaizen.Recorder` wires it to `kaizen.client.recall.what_worked`); [] without one. Records
+        nothing itself: call `recall(...)` with the ids you inject."""
+        hook = getattr(self.recorder, "on_error_recall", None)
+        return list(hook(self, tool, error, k)) if hook is not None else []
+
     def end(
         self,
         success: bool | None = None,

@@ -13,7 +13,12 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from confluent_kafka import ConsumerGroupTopicPartitions, KafkaException, TopicPartition
+from confluent_kafka import (
+    ConsumerGroupTopicPartitions,
+    KafkaError,
+    KafkaException,
+    TopicPartition,
+)
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
 Offsets = dict[tuple[str, int], int]
@@ -122,12 +127,30 @@ def wait_drained(probe: LagProbe, groups: Mapping[str, Sequence[str]], *, timeou
     waiter = stop or threading.Event()
     deadline = time.monotonic() + timeout
     topics = sorted({t for group_topics in groups.values() for t in group_topics})
+    lags: list[Lag] = []
     while True:
-        before = probe.end_offsets(topics)
-        lags = [lag for lag in probe.lags(groups, before) if lag.behind]
-        after = probe.end_offsets(topics)
-        if not lags and before == after:
-            return []
+        try:
+            before = probe.end_offsets(topics)
+            lags = [lag for lag in probe.lags(groups, before) if lag.behind]
+            if not lags and before == probe.end_offsets(topics):
+                return []
+        except KafkaException as error:  # a topic just created has no leader yet: ask again
+            if not _retriable(error):
+                raise
         if time.monotonic() > deadline:
             return lags
         waiter.wait(poll)
+
+
+_TRANSIENT = {KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE,
+              KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+              KafkaError.COORDINATOR_NOT_AVAILABLE, KafkaError.NOT_COORDINATOR,
+              KafkaError.REQUEST_TIMED_OUT, KafkaError._TIMED_OUT, KafkaError._TRANSPORT}
+
+
+def _retriable(error: KafkaException) -> bool:
+    """Errors of a topic or group that is just being set up (no leader or coordinator yet)."""
+    cause = error.args[0] if error.args else None
+    if not isinstance(cause, KafkaError):
+        return False
+    return cause.retriable() or cause.code() in _TRANSIENT

@@ -31,6 +31,7 @@ from kaizen.readmodel.index import recall_from_index
 from kaizen.schemas import model
 from kaizen.service import stack
 from kaizen.service.host import SinkRunner, Stores, make_behavior
+from kaizen.service.snapshot_actions import Request, events_for
 from kaizen.service.workers import processor_config
 from kaizen.settings import Settings
 from kaizen.streams.admin import create_topics
@@ -112,12 +113,23 @@ class Pipeline:
             raise PipelineError(f"the pipeline did not drain within {DRAIN_TIMEOUT_S:.0f} s: "
                                 + _describe(lags))
 
-    def gate(self) -> list[model.SnapshotEvent]:
+    def gate(self, approve: bool = False) -> list[model.SnapshotEvent]:
         """Run the gate once over what was learnt, and wait until the behavior has applied the
-        snapshot events it published (the recall index then serves the new behavior)."""
+        snapshot events it published (the recall index then serves the new behavior). With
+        `approve`, a candidate the policy leaves for a human is approved at once, as the CLI's
+        `snapshots approve` would (actor `backtest --approve`)."""
         events = self.behavior.gate()
         if events:
             self._wait_tail()
+        waiting = [e for e in events if e.action == "proposed" and e.verdict == "await_approval"]
+        if approve and waiting:
+            with self.behavior.lock:  # the log has the proposals now: approve them in order
+                approvals = [x for e in waiting for x in events_for(self.behavior.log, Request(
+                    "approve", e.tenant, e.agent, e.snapshot_id, actor="backtest --approve",
+                    reason="approved by the backtest (--approve)"))]
+            self.behavior.publish(approvals)
+            self._wait_tail()
+            events += approvals
         return events
 
     def recall(self, body: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -178,6 +190,8 @@ class Pipeline:
         if self.stores is not None:
             self.stores.close()
         self.probe.close()
+        # drop the clients now: librdkafka keeps dialling a stopped broker until they are freed
+        self.recorders, self.runner, self.thread, self.tail = {}, None, None, None
         if self.launcher is not None:
             self.launcher.down()
 

@@ -8,15 +8,30 @@ a run id: the same input gives the same report.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from kaizen.backtest.tally import Tally
 
-if TYPE_CHECKING:
-    from kaizen.backtest.run import Timings
-
 SIGNATURES_SHOWN = 15
 LESSONS_SHOWN = 20
+
+
+@dataclass
+class Timings:
+    """Wall-clock seconds per phase (kept out of the JSON report: it must not vary by run)."""
+
+    start: float = 0.0
+    feed_and_drain: float = 0.0
+    gate: float = 0.0
+    recall: float = 0.0
+    windows: int = 0
+    total: float = 0.0
+    _marks: list[float] = field(default_factory=list)
+
+    def render(self) -> str:
+        return (f"time: {self.total:.0f} s (start {self.start:.0f} s, feed and drain "
+                f"{self.feed_and_drain:.0f} s, gate {self.gate:.0f} s, recall {self.recall:.0f} s"
+                f" over {self.windows} windows)")
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ import shutil
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from tqdm import tqdm
 
@@ -25,7 +25,7 @@ from kaizen.backtest.lessons import gate_counts, lesson_rows
 from kaizen.backtest.matching import FailedCall, LessonView
 from kaizen.backtest.pipeline import Pipeline
 from kaizen.backtest.plan import Span, plan
-from kaizen.backtest.report import BacktestReport
+from kaizen.backtest.report import BacktestReport, Timings
 from kaizen.backtest.tally import EpisodeFacts, Recalls, Tally
 from kaizen.importers.formats import DEFAULT_AGENTS
 from kaizen.importers.model import ImportedEpisode
@@ -40,32 +40,15 @@ TOOLS_MODES = ("available", "called")
 
 @dataclass(frozen=True)
 class BacktestConfig:
-    window: int = 10  # episodes in flight together
+    window: int = 40  # episodes in flight together (about one benchmark run of 40 tasks)
     k: int = 5  # lessons per recall, as `recall()` defaults
     tenant: str = "default"
     agent: str | None = None  # one agent name for every file; default: from each log
     tools: str = "available"  # available: the agent's toolset; called: the episode's own calls
     input_format: str = "auto"
+    approve: bool = False  # approve what the policy leaves for a human (as an operator would)
     keep: bool = False  # keep the backtest's data dir
     progress: bool = True
-
-
-@dataclass
-class Timings:
-    """Wall-clock seconds per phase (kept out of the JSON report: it must not vary by run)."""
-
-    start: float = 0.0
-    feed_and_drain: float = 0.0
-    gate: float = 0.0
-    recall: float = 0.0
-    windows: int = 0
-    total: float = 0.0
-    _marks: list[float] = field(default_factory=list)
-
-    def render(self) -> str:
-        return (f"time: {self.total:.0f} s (start {self.start:.0f} s, feed and drain "
-                f"{self.feed_and_drain:.0f} s, gate {self.gate:.0f} s, recall {self.recall:.0f} s"
-                f" over {self.windows} windows)")
 
 
 @dataclass(frozen=True)
@@ -110,7 +93,8 @@ def run_backtest(files: Sequence[str], settings: Settings, config: BacktestConfi
     return BacktestReport(timings=timings,
         tally=tally, lessons=lessons, gate=gate, dead_letters=dead,
         settings={"window": config.window, "k": config.k, "tools": config.tools,
-                  "min_support": settings.min_support, "tenant": config.tenant},
+                  "min_support": settings.min_support, "tenant": config.tenant,
+                  "approve": config.approve, "max_auto_change": settings.max_auto_change},
         files=[path.name for path, _ in file_plan], skipped=skipped,
         read_errors=[f"{e.source}: {e.reason}" for e in errors])
 
@@ -148,7 +132,7 @@ def _replay(pipeline: Pipeline, replayed: Sequence[Replayed],
                 pipeline.drain()
                 timings.feed_and_drain += time.monotonic() - mark
                 mark = time.monotonic()
-                pipeline.gate()
+                pipeline.gate(approve=config.approve)
                 timings.gate += time.monotonic() - mark
                 timings.windows += 1
             mark = time.monotonic()
@@ -178,10 +162,14 @@ def _recaller(pipeline: Pipeline, catalog: Mapping[str, Experience], config: Bac
     body = {"task": item.episode.task, "agent": item.agent, "tenant": config.tenant,
             "user": item.episode.user, "tools": sorted(tools), "k": config.k}
 
+    answers: dict[str | None, tuple[LessonView, ...]] = {}  # one recall per signature
+
     def recall(signature: str | None) -> tuple[LessonView, ...]:
-        answer = pipeline.recall({**body, "signature": signature} if signature else body)
-        return tuple(LessonView.of(catalog[x["experience_id"]]) if x["experience_id"] in catalog
-                     else LessonView(x["experience_id"], x.get("tool"), None, None)
-                     for x in answer)
+        if signature not in answers:
+            answer = pipeline.recall({**body, "signature": signature} if signature else body)
+            answers[signature] = tuple(
+                LessonView.of(catalog[x["experience_id"]]) if x["experience_id"] in catalog
+                else LessonView(x["experience_id"], x.get("tool"), None, None) for x in answer)
+        return answers[signature]
 
     return recall

@@ -22,6 +22,8 @@ from kaizen.settings import Settings
 
 def _params(args: argparse.Namespace) -> dict[str, str]:
     params = {"by": args.by, "hours": str(args.hours), "bucket": str(args.bucket)}
+    if getattr(args, "latest", False):
+        params["anchor"] = "latest"  # windows end at the data's latest event, not now
     for name, value in (("since", parse_time_ms(args.since)), ("until", parse_time_ms(args.until))):
         if value is not None:
             params[name] = str(value)
@@ -88,6 +90,9 @@ def register(sub: Any) -> None:
     parser.add_argument("--since", help="ISO time (UTC if no zone)")
     parser.add_argument("--until", help="ISO time, exclusive")
     parser.add_argument("--hours", type=int, default=24, help="signatures: first seen within")
+    parser.add_argument("--latest", action="store_true",
+                        help="signatures: --hours count back from the latest event in the data "
+                        "(imported history), not from now; --since/--until anchor it too")
     parser.add_argument("--agent", help="curve: the agent")
     parser.add_argument("--tenant")
     parser.add_argument("--bucket", type=int, default=60, help="curve: seconds per point")

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
+import threading
 from typing import Any
 
 from kaizen.backtest.pipeline import PipelineError
@@ -35,6 +37,9 @@ def register(sub: Any) -> None:
     parser.add_argument("--agent", help="one agent name for every file (default: from the log)")
     parser.add_argument("--input-format", choices=FORMATS, default="auto",
                         help="importer format of the files (default: detected)")
+    parser.add_argument("--approve", action="store_true",
+                        help="approve every candidate the policy leaves for a human (it waits "
+                             "when more than KAIZEN_MAX_AUTO_CHANGE lessons change at once)")
     parser.add_argument("--html", metavar="PATH", help="also write the report as an HTML page")
     parser.add_argument("--keep", action="store_true",
                         help="keep the backtest's data dir (under KAIZEN_HOME/backtest)")
@@ -49,7 +54,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         configure_logging(settings.log_format, "warning")  # the gate's info lines drown the bar
     config = BacktestConfig(window=args.window, k=args.k, tenant=args.tenant, agent=args.agent,
                             tools=args.tools, input_format=args.input_format, keep=args.keep,
-                            progress=True)
+                            approve=args.approve, progress=True)
+    if threading.current_thread() is threading.main_thread():  # `timeout` sends SIGTERM: stop
+        signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(143))  # what we started
     try:
         report = run_backtest(args.files, settings, config)
     except ValueError as error:

@@ -18,7 +18,8 @@ from kaizen.streams.topics import Topics
 
 def _selected(
     experiences: list[model.Experience], args: argparse.Namespace
-) -> list[model.Experience]:
+) -> tuple[list[model.Experience], int]:
+    """The rows to show (best supported first, at most `--limit`) and how many matched."""
     chosen = [
         x for x in experiences
         if (args.tenant is None or x.tenant == args.tenant)
@@ -26,13 +27,23 @@ def _selected(
         and (args.status is None or x.status == args.status)
     ]
     chosen.sort(key=lambda x: (-x.support_episodes, x.experience_id))
-    return chosen[: args.limit] if args.limit else chosen
+    return (chosen[: args.limit] if args.limit else chosen), len(chosen)
+
+
+def shown_note(shown: int, matched: int) -> str | None:
+    """What a user must be told when the table is not everything (None when it is)."""
+    if shown >= matched:
+        return None
+    return f"showing {shown} of {matched} experiences (best supported first); raise --limit"
 
 
 def list_experiences(args: argparse.Namespace, settings: Settings) -> int:
-    experiences = _selected(
+    experiences, matched = _selected(
         latest_experiences(settings.bootstrap, Topics(settings.topic_prefix).experiences), args
     )
+    note = shown_note(len(experiences), matched)
+    if note:
+        print(note, file=sys.stderr)
     if args.format == "json":
         for x in experiences:
             print(json.dumps(to_json(x)))

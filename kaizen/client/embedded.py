@@ -10,10 +10,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import structlog
+
+from kaizen.client.snapshot_log import read_log
+from kaizen.processors.learning.recallable import recall_view
+from kaizen.processors.learning.snapshots import SnapshotLog
 from kaizen.readmodel.index import RecallIndex, recall_from_index
 from kaizen.readmodel.lesson import Recalled, lesson_from_json
 from kaizen.settings import Settings
 from kaizen.sinks.qdrant_library import ExperienceLibrary
+from kaizen.streams.topics import Topics
+
+log = structlog.get_logger(__name__)
 
 
 def open_library(settings: Settings) -> ExperienceLibrary:
@@ -29,8 +37,25 @@ def recall_embedded(settings: Settings, body: Mapping[str, Any]) -> list[Recalle
     """Answer one recall request (the HTTP body format) from the library itself."""
     library = open_library(settings)
     try:
-        index = RecallIndex(library.embedder)
+        index = RecallIndex(library.embedder, min_score=settings.recall_min_score)
         index.load(library.scroll(tenant=body["tenant"], agent=body["agent"]))
+        apply_snapshot_log(index, _snapshot_log(settings), body["tenant"], body["agent"])
         return [lesson_from_json(x) for x in recall_from_index(index, body)["lessons"]]
     finally:
         library.close()
+
+
+def apply_snapshot_log(index: RecallIndex, log: SnapshotLog, tenant: str, agent: str) -> None:
+    """Serve what the snapshot log says (the same fold as the service's behavior manager)."""
+    view = recall_view(log, tenant, agent)
+    index.set_active(tenant, agent, view.active, view.excluded)
+
+
+def _snapshot_log(settings: Settings) -> SnapshotLog:
+    """The snapshot log folded from offset 0; empty (all proposed lessons) if the broker is not
+    reachable, which is said in the log: recall must not block an agent."""
+    try:
+        return read_log(settings.bootstrap, Topics(settings.topic_prefix).snapshots)
+    except Exception as exc:  # noqa: BLE001 - any broker failure: serve, and say so
+        log.warning("recall without the snapshot log", error=str(exc))
+        return SnapshotLog()

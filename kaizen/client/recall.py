@@ -20,12 +20,13 @@ from typing import Any
 
 from kaizen.client.api import ApiError, api_base, post_json
 from kaizen.client.tracing import traced
+from kaizen.processors.learning.signatures import error_signature
 from kaizen.readmodel.lesson import Recalled, lesson_from_json
 from kaizen.readmodel.prompt import render_lessons
 from kaizen.settings import Settings, load_settings
 from kaizen.streams.limits import limiter
 
-__all__ = ["Recalled", "recall", "render_lessons"]
+__all__ = ["Recalled", "recall", "render_lessons", "what_worked"]
 _warn = limiter(__name__, every=300.0)
 
 
@@ -39,17 +40,41 @@ def recall(
     k: int = 5,
     settings: Settings | None = None,
     timeout: float = 2.0,
+    signature: str | None = None,
+    min_score: float | None = None,
 ) -> list[Recalled]:
     """The `k` most relevant active lessons for `task` within the scope, best first.
 
     Scope is strict: the tenant always, the agent, and a user's preferences only for that user.
+    `signature` is the error signature just hit (`error_signature(tool, error)`): lessons learnt
+    from exactly that failure come first ("I just got this error: what worked?"). Lessons
+    scoring below `min_score` (default `KAIZEN_RECALL_MIN_SCORE`) are not returned.
     With an OpenTelemetry tracer configured, each recall is a span in the user's traces.
     """
     started = time.time_ns()
     settings = settings or load_settings()
     body = {"task": task, "agent": agent, "tenant": tenant, "user": user,
-            "tools": list(tools) if tools is not None else None, "k": k}
+            "tools": list(tools) if tools is not None else None, "k": k,
+            "signature": signature,
+            "min_score": settings.recall_min_score if min_score is None else min_score}
     return traced(_ask(settings, body, timeout), body, started)
+
+
+def what_worked(
+    tool: str,
+    error: str,
+    *,
+    task: str,
+    agent: str,
+    tenant: str,
+    user: str | None = None,
+    k: int = 3,
+    settings: Settings | None = None,
+) -> list[Recalled]:
+    """"I just got this error: what worked?" Lessons for `tool` (or no tool) ranked with the
+    failure's error signature, so the lesson learnt from exactly this failure comes first."""
+    return recall(task, agent=agent, tenant=tenant, user=user, tools=[tool], k=k,
+                  signature=error_signature(tool, error), settings=settings)
 
 
 def _ask(settings: Settings, body: dict[str, Any], timeout: float) -> list[Recalled]:

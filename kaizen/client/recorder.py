@@ -46,6 +46,14 @@ class Recorder(_StreamsRecorder):
                                 **(overrides.pop("producer_overrides", None) or {})},
             **overrides,
         )
+        self._settings = settings
+
+    def on_error_recall(self, episode: Any, tool: str, error: str, k: int) -> list[Any]:
+        """`Episode.what_worked`: recall by the failure's error signature (kaizen.recall)."""
+        from kaizen.client.recall import what_worked
+
+        return what_worked(tool, error, task=episode.task, agent=self.agent, tenant=self.tenant,
+                           user=episode.user, k=k, settings=self._settings)
 
 
 def redactor_for(settings: Settings) -> Redactor:

@@ -13,7 +13,6 @@ element before the damage and reports the file, line, column and character where
 
 from __future__ import annotations
 
-import gzip
 import json
 import re
 import zlib
@@ -40,32 +39,43 @@ class JsonPositionError(ValueError):
 def open_bytes(path: Path) -> bytes:
     """The first bytes of a file, decompressed when it is gzip (for format detection)."""
     with path.open("rb") as raw:
-        head = raw.read(2)
-    opener = gzip.open if head == GZIP_MAGIC else open
+        head = raw.read(64 * 1024)
+    if head[:2] != GZIP_MAGIC:
+        return head
     try:
-        with opener(path, "rb") as stream:
-            return bytes(stream.read(64 * 1024))
-    except (OSError, EOFError, zlib.error):
+        return zlib.decompressobj(wbits=31).decompress(head, 64 * 1024)
+    except zlib.error:
         return b""
 
 
 def read_text(path: Path) -> tuple[str, str | None]:
     """The file's text (gzip is read directly, whatever the suffix), and what went wrong while
     reading it, if anything: a gzip stream that ends early still gives the text before the cut."""
-    with path.open("rb") as raw:
-        is_gzip = raw.read(2) == GZIP_MAGIC
-    if not is_gzip:
-        return path.read_bytes().decode("utf-8", errors="replace"), None
-    chunks: list[bytes] = []
-    problem = None
-    with gzip.open(path, "rb") as stream:
+    data = path.read_bytes()
+    if data[:2] != GZIP_MAGIC:
+        return data.decode("utf-8", errors="replace"), None
+    text, problem = _gunzip(data)
+    return text.decode("utf-8", errors="replace"), problem
+
+
+def _gunzip(data: bytes) -> tuple[bytes, str | None]:
+    """Decompress every gzip member, keeping what came out before any damage (the stdlib's
+    `gzip.decompress` gives nothing at all for a truncated file)."""
+    out: list[bytes] = []
+    rest = data
+    while rest:
+        decompressor = zlib.decompressobj(wbits=31)
         try:
-            while chunk := stream.read(_CHUNK):
-                chunks.append(chunk)
-        except (EOFError, OSError, zlib.error) as error:
-            size = sum(len(c) for c in chunks)
-            problem = f"gzip data ends early after {size:,} bytes ({error})"
-    return b"".join(chunks).decode("utf-8", errors="replace"), problem
+            for start in range(0, len(rest), _CHUNK):
+                out.append(decompressor.decompress(rest[start : start + _CHUNK]))
+        except zlib.error as error:
+            return b"".join(out), f"corrupt gzip data after {sum(map(len, out)):,} bytes ({error})"
+        if not decompressor.eof:
+            out.append(decompressor.flush())
+            return b"".join(out), (f"gzip data ends early after {sum(map(len, out)):,} bytes "
+                                   "(truncated file)")
+        rest = decompressor.unused_data.lstrip(b"\x00")
+    return b"".join(out), None
 
 
 class JsonStream:

@@ -13,7 +13,8 @@ Scope rules are strict and are enforced here, not by the caller:
   never for another user and never for a query without a user;
 * ``tools``, if given, keeps lessons about one of those tools or about no tool;
 * only the scope's active set: the members of its active snapshot, or, before any
-  snapshot exists (``set_active(..., None)``), every ``proposed`` lesson. A snapshot
+  snapshot exists (``set_active(..., None, excluded)``), every ``proposed`` lesson
+  except those the snapshot log blamed (a rejection, a monitor rollback). A snapshot
   is authoritative: a member is recalled whatever its status, because activating
   (or rolling back to) a snapshot must reproduce exactly that behaviour.
 
@@ -137,10 +138,11 @@ class _Scope:
     def __init__(self) -> None:
         self.entries: dict[str, tuple[Experience, FloatVector]] = {}
         self.active: frozenset[str] | None = None
+        self.excluded: frozenset[str] = frozenset()
 
     def is_active(self, experience: Experience) -> bool:
         if self.active is None:
-            return experience.status == "proposed"
+            return experience.status == "proposed" and experience.experience_id not in self.excluded
         return experience.experience_id in self.active
 
     def compile(self, dimension: int, previous: _View | None, ann_min_rows: int | None) -> _View:
@@ -158,9 +160,11 @@ class RecallIndex:
             ANN index (:mod:`kaizen.readmodel.vector_search`); None: always the exact scan.
     """
 
-    def __init__(self, embedder: Embedder, ann_min_rows: int | None = ANN_MIN_ROWS) -> None:
+    def __init__(self, embedder: Embedder, ann_min_rows: int | None = ANN_MIN_ROWS, *,
+                 min_score: float | None = None) -> None:
         self._embedder = embedder
         self._ann_min_rows = ann_min_rows
+        self.min_score = min_score  # the relevance floor when a query names none
         self._lock = threading.Lock()
         self._scopes: dict[tuple[str, str], _Scope] = {}
         self._views: dict[tuple[str, str], _View] = {}
@@ -188,11 +192,14 @@ class RecallIndex:
                 del self._scopes[key].entries[experience_id]
                 self._recompile(key)
 
-    def set_active(self, tenant: str, agent: str, experience_ids: set[str] | None) -> None:
-        """Set a scope's active set: its snapshot's members, or None for "all proposed"."""
+    def set_active(self, tenant: str, agent: str, experience_ids: Iterable[str] | None,
+                   excluded: Iterable[str] = ()) -> None:
+        """Set a scope's active set: its snapshot's members, or None for "all proposed" minus
+        `excluded` (lessons the snapshot log blamed, see processors/learning/recallable.py)."""
         with self._lock:
             scope = self._scopes.setdefault((tenant, agent), _Scope())
             scope.active = None if experience_ids is None else frozenset(experience_ids)
+            scope.excluded = frozenset(excluded)
             self._recompile((tenant, agent))
 
     def _vectors(self, entries: list[IndexEntry]) -> list[tuple[Experience, FloatVector]]:
@@ -253,7 +260,8 @@ class RecallIndex:
         """The ``k`` best active lessons of the scope for ``task``, best first.
 
         ``signature`` is the normalised error signature the agent just hit, if
-        any; ``min_score`` drops weaker matches.
+        any; ``min_score`` drops weaker matches (default: the index's floor, the
+        service's ``KAIZEN_RECALL_MIN_SCORE``): nothing rather than an unrelated lesson.
         """
         view = self._views.get((tenant, agent))
         if view is None or k <= 0 or not view.experiences:
@@ -276,8 +284,9 @@ class RecallIndex:
             scores = scores + SIGNATURE_BOOST * hits
         order = _top(scores, k)
         result = [_recalled(view.experiences[rows[i]], float(scores[i])) for i in order]
-        if min_score is not None:
-            result = [r for r in result if r.score >= min_score]
+        floor = self.min_score if min_score is None else min_score
+        if floor is not None:
+            result = [r for r in result if r.score >= floor]
         return result
 
     def active_ids(self, tenant: str, agent: str) -> set[str]:
@@ -345,5 +354,6 @@ def recall_from_index(index: RecallIndex, body: Mapping[str, Any]) -> dict[str, 
         str(body["task"]), agent=str(body["agent"]), tenant=str(body["tenant"]),
         user=body.get("user"), tools=body.get("tools"), k=int(body.get("k", 5)),
         signature=body.get("signature"),
+        min_score=float(body["min_score"]) if body.get("min_score") is not None else None,
     )
     return {"lessons": [lesson_to_json(x) for x in lessons], "prompt": render_lessons(lessons)}

@@ -13,8 +13,9 @@ All decisions are the pure functions of `processors/learning/`; this module only
 publishes. Everything it holds comes from the log: the snapshot log (including which lessons a
 monitor rollback blamed) and the signals, which `kaizen serve` replays at start
 (`KAIZEN_BEHAVIOR_REPLAY_HOURS`) to restore the monitor, the per-lesson effects and the edge cases.
-Lessons blamed by a policy rejection are not restored: after a restart they are blamed again by
-the next rejection (the rejected candidate itself is never proposed again).
+Lessons blamed by a policy rejection are in the rejected event (`removed`), so recall leaves them
+out at once (before any activation too) and a restart or rebuild restores them from the log
+(`processors/learning/recallable.py`, the same fold the embedded library uses).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from kaizen.processors.learning.evaluation import (
     recall_by_trigger,
     select_edge_cases,
 )
+from kaizen.processors.learning.recallable import recall_view
 from kaizen.processors.learning.snapshots import Policy, SnapshotLog, scope_of
 from kaizen.readmodel.index import RecallIndex
 from kaizen.schemas import model
@@ -75,12 +77,11 @@ class Behavior:
             self.monitor = monitor.on_snapshot(self.monitor, event)
             self.last_offset = max(self.last_offset, offset)
             self.digests[offset + 1] = behavior_digest(self.log)
-            if event.action == "rolled_back" and event.actor == "monitor" and event.parent_id:
-                self.blamed |= self._members(event.parent_id) - self._members(event.snapshot_id)
+            view = recall_view(self.log, event.tenant, event.agent)
+            self.blamed |= view.excluded  # rejections and monitor rollbacks, from the log
+            if event.action in ("activated", "rolled_back", "rejected"):
+                self.index.set_active(event.tenant, event.agent, view.active, view.excluded)
             if event.action in ("activated", "rolled_back"):
-                members = self.log.members(event.snapshot_id) or []
-                self.index.set_active(event.tenant, event.agent,
-                                      {m.experience_id for m in members})
                 log.info("behavior switched", scope=scope_of(event.tenant, event.agent),
                          snapshot=event.snapshot_id, action=event.action, offset=offset)
 
@@ -95,9 +96,6 @@ class Behavior:
         if request is not None:  # its lessons are blamed when the rollback comes back in the log
             log.warning("live regression: rolling back", scope=scope, reason=request.reason)
             self.publish([request.to_event()])
-
-    def _members(self, snapshot_id: str) -> set[str]:
-        return {m.experience_id for m in self.log.members(snapshot_id) or []}
 
     # --- the gate ---------------------------------------------------------------------------
 
@@ -163,7 +161,7 @@ class Behavior:
             reason = f"{decision.reason}; blamed lesson(s): {', '.join(sorted(blamed))}"
             events.append(snapshots.rejected_event(tenant, agent, sid, actor="policy",
                                                    occurred_at=now, reason=reason,
-                                                   edge_cases=decision.failing))
+                                                   edge_cases=decision.failing, blamed=blamed))
         log.info("candidate snapshot", scope=scope, snapshot=sid, decision=decision.action,
                  reason=decision.reason, size=candidate.size)
         return events

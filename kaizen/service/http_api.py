@@ -68,8 +68,11 @@ def run_analytics(stores: Stores, name: str, params: dict[str, str],
             return analytics.failure_rate(client, by, since, until,  # type: ignore[arg-type]
                                           **scoped)
         if name == "signatures":
-            now = int(params.get("now", time.time() * 1000))
-            return analytics.new_signatures(client, int(params.get("hours", 24)), now, **scoped)
+            latest = analytics.latest_event_ms(client) if params.get("anchor") == "latest" else None
+            now = int(params.get("until") or params.get("now") or latest or time.time() * 1000)
+            return analytics.new_signatures(client, int(params.get("hours", 24)), now,
+                                            int(params["since"]) if "since" in params else None,
+                                            **scoped)
         if name == "repeats":
             return analytics.repeat_failures(client, since, until, **scoped)
         if name == "snapshots":

@@ -12,10 +12,12 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+__all__ = ["Request", "behavior_digest", "diff", "events_for", "read_log"]
+
+from kaizen.client.snapshot_log import read_log
 from kaizen.processors.learning import snapshots
 from kaizen.processors.learning.snapshots import SnapshotLog, scope_of
 from kaizen.schemas import model
-from kaizen.streams.replay import Bounds, TopicReader
 
 
 @dataclass(frozen=True)
@@ -28,15 +30,6 @@ class Request:
     to_offset: int | None = None
     actor: str = "cli"
     reason: str | None = None
-
-
-def read_log(bootstrap: str, topic: str) -> SnapshotLog:
-    """The snapshot log folded from offset 0."""
-    state = SnapshotLog()
-    for record in TopicReader(bootstrap, topic, Bounds()).records():
-        if isinstance(record.event, model.SnapshotEvent):
-            state = snapshots.apply(state, record.event, record.offset)
-    return state
 
 
 def events_for(state: SnapshotLog, request: Request, now_ms: int | None = None

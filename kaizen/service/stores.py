@@ -33,7 +33,8 @@ class Stores:
     @classmethod
     def open(cls, settings: Settings) -> Stores:
         library = open_library(settings)
-        return cls(open_clickhouse(settings), library, RecallIndex(library.embedder))
+        return cls(open_clickhouse(settings), library, RecallIndex(library.embedder,
+                                                                 min_score=settings.recall_min_score))
 
     def close(self) -> None:
         self.clickhouse.close()

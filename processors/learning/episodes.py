@@ -14,10 +14,17 @@ Delivery is at-least-once and the Recorder's spool can reorder, so the fold puts
 nothing; an early event waits in a bounded buffer; a gap that outlives `reorder_window` waiting
 events is given up on (its events, should they come, count as already processed).
 
-Signals are emitted as soon as they are complete:
+Signals are emitted as soon as they are complete, except that failures and recoveries are HELD
+until the episode ends (or goes idle) and then go out, in order, stamped with its `outcome`,
+just before the outcome signal: curation must know whether the evidence comes from an episode
+that failed. At most HELD_LIMIT wait; older ones go out early without an outcome.
   * failure  -- a ToolResult with ok=False, with the arguments of the call it answers;
   * recovery -- a later successful call of the same tool (or, when the very next call after the
-    failure used another tool and worked, that substitute tool) after an unrecovered failure; one
+    failure used another tool that serves the same purpose -- `evidence.same_purpose`: same
+    verb and a shared object word, plus a shared argument -- and worked, that substitute) after
+    an unrecovered failure. A value the working call set that the agent took from the task
+    text or from an earlier successful result is marked in the patch (`from_task`,
+    `from_result:<tool>`): instance data, not a constant. One
     recovery per failure, with the patch from `patches.diff_arguments`. When the same call simply
     worked on a later try (a transient error) the recovery has `patch=None`: that is the marker
     of a *retry lesson* ("retry, the error is transient"), see `is_retry_recovery`;
@@ -38,13 +45,17 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from kaizen.processors.learning.evidence import same_purpose, value_source
 from kaizen.processors.learning.patches import diff_arguments, patch_is_empty
 from kaizen.processors.learning.signatures import error_signature
 from kaizen.schemas import model
-from kaizen.schemas.model import EpisodeEvent, Signal
+from kaizen.schemas.model import ArgumentChange, EpisodeEvent, Signal, ToolCallPatch
 from kaizen.schemas.records import from_record, to_record
 
-STATE_VERSION = 1
+STATE_VERSION = 2
+HELD_LIMIT = 64  # signals held for the outcome; beyond, the oldest go out without one
+RESULT_LIMIT = 16  # earlier successful results kept to tell where a fixed value came from
+RESULT_CHARS = 4096  # of each result's output
 SEEN_LIMIT = 256  # event ids remembered for duplicate detection (seq catches older ones)
 OPEN_CALL_LIMIT = 256  # calls still waiting for a result; the oldest are forgotten first
 FAILURE_LIMIT = 64  # unrecovered failures kept per episode; the oldest are forgotten first
@@ -97,12 +108,15 @@ class EpisodeState:
     snapshot_id: str | None = None
     task: str = ""
     task_type: str = ""
+    task_id: str = ""
     next_seq: int = 0
     buffer: dict[int, PositionedEvent] = field(default_factory=dict)
     seen_ids: list[str] = field(default_factory=list)
     open_calls: dict[str, OpenCall] = field(default_factory=dict)
     failures: list[PendingFailure] = field(default_factory=list)
     recalled_ids: list[str] = field(default_factory=list)
+    held: list[Signal] = field(default_factory=list)  # failures/recoveries awaiting the outcome
+    results: list[tuple[str, str]] = field(default_factory=list)  # (tool, output) of ok calls
     active: bool = False  # saw more than feedback: a real episode, not late feedback alone
     closed: bool = False
     outcome: str | None = None
@@ -119,6 +133,8 @@ class EpisodeState:
             open_calls=dict(self.open_calls),
             failures=list(self.failures),
             recalled_ids=list(self.recalled_ids),
+            held=list(self.held),
+            results=list(self.results),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -131,13 +147,15 @@ class EpisodeState:
             open_calls={k: dataclasses.asdict(v) for k, v in self.open_calls.items()},
             failures=[dataclasses.asdict(f) for f in self.failures],
             recalled_ids=list(self.recalled_ids),
+            held=[dataclasses.asdict(x) for x in self.held],
+            results=[list(r) for r in self.results],
         )
         return plain
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> EpisodeState:
-        """Inverse of `to_dict`; refuses a state written by another STATE_VERSION."""
-        if data.get("version") != STATE_VERSION:
+        """Inverse of `to_dict`; reads version 1 (nothing held then); refuses any other."""
+        if data.get("version") not in (1, STATE_VERSION):
             raise ValueError(f"episode state version {data.get('version')!r} != {STATE_VERSION}")
         values = {k: v for k, v in data.items() if k != "version"}
         buffered = [_positioned_from_dict(p) for p in data["buffer"]]
@@ -147,6 +165,8 @@ class EpisodeState:
             open_calls={k: OpenCall(**v) for k, v in data["open_calls"].items()},
             failures=[PendingFailure(**f) for f in data["failures"]],
             recalled_ids=list(data["recalled_ids"]),
+            held=[signal_from_dict(x) for x in data.get("held", [])],
+            results=[(t, o) for t, o in data.get("results", [])],
         )
         return cls(**values)
 
@@ -188,6 +208,7 @@ def close_if_idle(
         state.closed = True
         state.failures.clear()
         state.open_calls.clear()
+        signals += _release(state, "abandoned" if state.active else None)
         if state.active:  # a state holding only late feedback is no abandoned episode
             state.outcome = "abandoned"
             last = (state.last_event_at, state.last_partition, state.last_offset)
@@ -247,6 +268,7 @@ def _process(state: EpisodeState, item: PositionedEvent) -> list[Signal]:
     state.active = True
     if isinstance(payload, model.EpisodeStarted):
         state.task, state.task_type = payload.task, payload.task_type
+        state.task_id = payload.task_id
         state.snapshot_id = event.snapshot_id or state.snapshot_id
     elif isinstance(payload, model.ToolCall):
         _on_call(state, event.seq, payload)
@@ -286,7 +308,11 @@ def _on_result(
 ) -> list[Signal]:
     call = _take_call(state, result)
     if result.ok:
-        return _recoveries(state, item, result, call) if call is not None else []
+        signals = _recoveries(state, item, result, call) if call is not None else []
+        if result.output:
+            state.results.append((result.tool_name, result.output[:RESULT_CHARS]))
+            del state.results[:-RESULT_LIMIT]
+        return _hold(state, signals)
     signature = error_signature(result.tool_name, result.error or NO_ERROR_TEXT)
     arguments = call.arguments_json if call is not None else None
     if arguments is not None:  # a failure whose arguments are unknown cannot teach a patch
@@ -295,7 +321,23 @@ def _on_result(
         )
         del state.failures[:-FAILURE_LIMIT]
     fields = {"tool": result.tool_name, "signature": signature, "error": result.error}
-    return [_signal(state, "failure", item, arguments_json=arguments, **fields)]
+    return _hold(state, [_signal(state, "failure", item, arguments_json=arguments, **fields)])
+
+
+def _hold(state: EpisodeState, signals: list[Signal]) -> list[Signal]:
+    """Keep failures and recoveries until the episode's outcome is known (curation weighs
+    evidence by it); returns the oldest held ones beyond HELD_LIMIT, which go out without it."""
+    state.held += signals
+    overflow = state.held[:-HELD_LIMIT]
+    del state.held[:-HELD_LIMIT]
+    return overflow
+
+
+def _release(state: EpisodeState, outcome: str | None) -> list[Signal]:
+    """The held signals, stamped with the episode's outcome, in the order they were made."""
+    released = [dataclasses.replace(x, outcome=outcome) for x in state.held]
+    state.held = []
+    return released
 
 
 def _recoveries(
@@ -306,7 +348,11 @@ def _recoveries(
     remaining: list[PendingFailure] = []
     for failure in state.failures:
         same_tool = failure.tool == result.tool_name
-        substitute = failure.next_call_id == result.call_id and _shares_arguments(failure, call)
+        substitute = (
+            failure.next_call_id == result.call_id
+            and _shares_arguments(failure, call)
+            and same_purpose(failure.tool, result.tool_name)
+        )
         if not same_tool and not substitute:
             remaining.append(failure)
             continue
@@ -318,10 +364,22 @@ def _recoveries(
         )
         fields: dict[str, Any] = {"tool": failure.tool, "signature": failure.signature}
         fields.update(error=failure.error, arguments_json=failure.arguments_json)
-        fields["patch"] = None if patch_is_empty(patch) else patch
+        fields["patch"] = None if patch_is_empty(patch) else _mark_sources(state, patch)
         signals.append(_signal(state, "recovery", item, key=failure.seq, **fields))
     state.failures = remaining
     return signals
+
+
+def _mark_sources(state: EpisodeState, patch: ToolCallPatch) -> ToolCallPatch:
+    """Mark each set value the agent took from the task or an earlier result (evidence.py)."""
+    changes = [
+        dataclasses.replace(c, rule=source)
+        if c.op in ("replace", "add") and c.rule is None
+        and (source := value_source(c.value_json, state.task, state.results))
+        else c
+        for c in patch.changes
+    ]
+    return dataclasses.replace(patch, changes=changes)
 
 
 def _shares_arguments(failure: PendingFailure, call: OpenCall) -> bool:
@@ -351,7 +409,8 @@ def _on_end(state: EpisodeState, item: PositionedEvent, end: model.EpisodeEnded)
     state.failures.clear()
     state.open_calls.clear()
     recalled = list(state.recalled_ids)
-    return [_signal(state, "outcome", item, outcome=end.outcome, recalled_ids=recalled)]
+    held = _release(state, end.outcome)
+    return [*held, _signal(state, "outcome", item, outcome=end.outcome, recalled_ids=recalled)]
 
 
 # --- helpers --------------------------------------------------------------------------------
@@ -385,6 +444,7 @@ def _signal(
         snapshot_id=state.snapshot_id,
         task=_cut(state.task),
         task_type=state.task_type,
+        task_id=state.task_id,
         source_partition=partition,
         source_offset=offset,
         **fields,
@@ -418,6 +478,15 @@ def _arguments(arguments_json: str) -> dict[str, Any]:
     except ValueError:
         return {"_raw": arguments_json}
     return parsed if isinstance(parsed, dict) else {"_value": parsed}
+
+
+def signal_from_dict(d: dict[str, Any]) -> Signal:
+    """A Signal from `dataclasses.asdict` (held signals in the state's changelog)."""
+    patch = d.get("patch")
+    if patch is not None:
+        changes = [ArgumentChange(**c) for c in patch["changes"]]
+        patch = ToolCallPatch(tool=patch["tool"], changes=changes, use_tool=patch["use_tool"])
+    return Signal(**{**d, "patch": patch, "recalled_ids": list(d.get("recalled_ids", []))})
 
 
 def _avro_name(cls: type) -> str:

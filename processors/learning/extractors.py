@@ -26,6 +26,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from kaizen.processors.learning import guidance
+from kaizen.processors.learning.evidence import is_instance_rule, is_instance_value
 from kaizen.schemas.model import ArgumentChange, Signal, ToolCallPatch
 
 #: Lesson kind for each signal kind that can teach something.
@@ -55,6 +56,13 @@ class Extractor(Protocol):
     name: str
 
     def lesson(self, signals: Sequence[Signal]) -> Lesson | None: ...
+
+
+def is_instance_change(change: ArgumentChange) -> bool:
+    """A change that sets instance data (see `evidence.py`): never carried as a constant."""
+    return change.op in ("replace", "add") and (
+        is_instance_rule(change.rule) or is_instance_value(change.value_json)
+    )
 
 
 def effective_patch(patch: ToolCallPatch | None) -> ToolCallPatch | None:
@@ -96,6 +104,12 @@ class DeterministicExtractor:
         patch = effective_patch(rep.patch)
         if patch is None:
             return replace(base, guidance=guidance.retry_guidance(tool, rep.signature), tool=tool)
+        instance = [c for c in patch.changes if is_instance_change(c)]
+        if instance and not patch.use_tool:
+            constant = effective_patch(replace(patch, changes=[
+                c for c in patch.changes if not is_instance_change(c)]))
+            text = guidance.instance_guidance(tool, rep.signature, instance)
+            return replace(base, guidance=text, patch=constant, tool=tool)
         text = guidance.recovery_guidance(patch, rep.signature)
         return replace(base, guidance=text, patch=patch, tool=tool)
 

@@ -17,6 +17,7 @@ import json
 import re
 from collections.abc import Iterable
 
+from kaizen.processors.learning.evidence import FROM_RESULT, FROM_TASK, fault_arguments
 from kaizen.schemas.model import ArgumentChange, ToolCallPatch
 
 MAX_ERROR_CHARS = 160
@@ -40,6 +41,8 @@ def error_text(signature: str | None, tool: str | None = None) -> str:
     if tool and text.startswith(f"{tool}: "):
         text = text[len(tool) + 2 :]
     text = " ".join(text.split()).rstrip(". ")
+    if text[:7].casefold() == "error: ":  # the tool's own prefix says nothing
+        text = text[7:]
     if len(text) > MAX_ERROR_CHARS:
         text = text[: MAX_ERROR_CHARS - 3].rstrip() + "..."
     return text
@@ -133,15 +136,50 @@ def retry_guidance(tool: str, signature: str | None) -> str:
 
 
 def pitfall_guidance(tool: str, signature: str | None, arguments_json: str | None = None) -> str:
-    """Guidance for a failure nobody recovered from yet: name the call shape and its error."""
-    names = _argument_names(arguments_json)
-    shape = f" with {_join(f'`{n}`' for n in names)}" if names else ""
+    """Guidance for a failure nobody recovered from yet: the error (it often states the rule),
+    the argument it is about, and what to check before the call. Never "avoid this call": the
+    task may need it."""
     err = error_text(signature, tool)
-    fails = f"fails with '{err}'" if err else "fails"
-    return (
-        f"Calling {tool}{shape} {fails}; avoid this call or check its arguments "
-        "(and that the task really needs it) first."
-    )
+    names = _argument_names(arguments_json)
+    fault = fault_arguments(err, names) or (names if len(names) == 1 else [])
+    head = f"{tool} fails with '{err}'" if err else f"{tool} fails"
+    about = f" (about {_join(f'`{a}`' for a in fault[:2])})" if fault else ""
+    return f"{head}{about}. Before calling {tool}, {_check_clause(err, fault)}."
+
+
+def _check_clause(err: str, fault: list[str]) -> str:
+    """What to verify first: a value that must exist, or the rule the error states."""
+    subject = _join(f"`{a}`" for a in fault[:2]) if fault else "the arguments"
+    plural = len(fault[:2]) != 1
+    if _NOT_FOUND.search(err):
+        what = "exact values" if plural else "an exact value"
+        return (f"make sure {subject} {'are' if plural else 'is'} {what} you looked up or the "
+                "user confirmed (do not guess or reformat)")
+    return (f"check that {subject} {'meet' if plural else 'meets'} this rule (look up the "
+            "current details first) and pick the call that fits if not")
+
+
+_NOT_FOUND = re.compile(r"(?i)\b(not found|no such|does not exist|unknown|invalid)\b")
+
+
+def instance_guidance(tool: str, signature: str | None, changes: list[ArgumentChange]) -> str:
+    """Guidance for a recovery whose new values are instance data (ids, values from the task or
+    an earlier result): no constant to copy, so say where the right value comes from."""
+    err = error_text(signature, tool)
+    failed = _failed_with(err)
+    names = _join(f"`{c.argument}`" for c in changes)
+    clauses = _join(_source_clause(c) for c in changes)
+    return (f"When calling {tool}, {clauses}: calls{failed} and worked with another {names}. "
+            f"Check the value before calling {tool}.")
+
+
+def _source_clause(change: ArgumentChange) -> str:
+    rule, a = change.rule or "", change.argument
+    if rule.startswith(FROM_RESULT):
+        return f"use the `{a}` value from {rule[len(FROM_RESULT):]}'s result"
+    if rule == FROM_TASK:
+        return f"take `{a}` exactly as the task states it"
+    return f"look the `{a}` value up first (it differs per task: do not guess or reuse one)"
 
 
 def preference_guidance(correction: str, user: str | None) -> str:

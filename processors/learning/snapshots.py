@@ -352,9 +352,12 @@ def approved_event(tenant: str, agent: str, sid: str, *, actor: str, occurred_at
 
 
 def rejected_event(tenant: str, agent: str, sid: str, *, actor: str, occurred_at: int,
-                   reason: str | None = None, edge_cases: Iterable[str] = ()) -> SnapshotEvent:
+                   reason: str | None = None, edge_cases: Iterable[str] = (),
+                   blamed: Iterable[str] = ()) -> SnapshotEvent:
+    """`blamed`: the lessons the rejection holds responsible (in `removed`): recall and later
+    candidates leave them out (`recallable.py`), also after a restart or a rebuild."""
     return _event(tenant, agent, sid, "rejected", occurred_at, actor, actor=actor, reason=reason,
-                  edge_cases=list(edge_cases))
+                  edge_cases=list(edge_cases), removed=sorted(blamed))
 
 
 def activated_event(tenant: str, agent: str, sid: str, *, replaced: str | None, occurred_at: int,

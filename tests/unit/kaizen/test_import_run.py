@@ -378,3 +378,23 @@ def test_format_detection_and_base_time_parsing() -> None:
         detect_format(Path("a.log"), "auto")
     assert parse_base_time("2024-01-01T00:00:00") == BASE_MS
     assert parse_base_time("2024-01-01T01:00:00+01:00") == BASE_MS
+
+
+def test_kaizen_import_reads_tau2_results_with_their_times_and_task_ids(
+    tmp_path: Path, fake_recorder: type[FakeRecorder], capsys: pytest.CaptureFixture[str]
+) -> None:
+    import gzip
+
+    from tests.unit.kaizen.test_tau_importers import simulation, tau2_file
+
+    path = tau2_file(tmp_path / "runs.json.gz", [simulation("7", "2025-02-01T10:00:00.000")])
+    whole = tau2_file(tmp_path / "whole.json", [simulation("8", "2025-02-01T11:00:00.000"),
+                                                 simulation("9", "2025-02-01T12:00:00.000")])
+    cut = tmp_path / "cut.json"
+    cut.write_bytes(gzip.decompress(whole.read_bytes())[:-40])
+    assert cli.main(["import", str(path), str(cut)]) == 1  # the cut file is an error ...
+    assert fake_recorder.built == [("tau2-retail", "default")]
+    out, err = capsys.readouterr()
+    assert "imported 2 episodes (2 failure)" in out  # ... after what it held is imported
+    assert "event time: 2025-02-01T10:00:00Z .. 2025-02-01T11:00:30Z" in out
+    assert "kaizen import: cut.json: " in err and "line 1 column" in err

@@ -58,8 +58,11 @@ def run(
     *,
     window: int = 64,
     restore_at: int | None = None,
+    with_held: bool = True,
 ) -> tuple[EpisodeState, list[Signal]]:
-    """Fold the items; at `restore_at` the state goes through JSON as after a crash."""
+    """Fold the items; at `restore_at` the state goes through JSON as after a crash. With
+    `with_held`, the failures and recoveries still held for the outcome are appended as they
+    would go out (without an outcome): most tests are about WHAT is extracted, not when."""
     signals: list[Signal] = []
     for index, item in enumerate(items):
         if index == restore_at and state is not None:
@@ -67,7 +70,7 @@ def run(
         state, out = apply_event(state, item, reorder_window=window)
         signals += out
     assert state is not None
-    return state, signals
+    return state, signals + (list(state.held) if with_held else [])
 
 
 def signal_id(kind: str, seq: int | str) -> str:
@@ -315,8 +318,8 @@ def test_early_events_wait_for_the_missing_ones() -> None:
     items = script(started(), call("c1", "Search", {}), failed("c1", "Search"))
     state, signals = run([items[2], items[1]])
     assert signals == [] and state.next_seq == 0
-    _, signals = apply_event(state, items[0])
-    assert [s.kind for s in signals] == ["failure"]
+    state, signals = apply_event(state, items[0])
+    assert signals == [] and [s.kind for s in state.held] == ["failure"]  # held for the outcome
 
 
 def test_a_gap_that_outlives_the_reorder_window_is_skipped() -> None:
@@ -481,7 +484,7 @@ def test_reordering_within_the_window_gives_the_in_order_signals(
     assert run(shuffled, window=window)[1] == run(items)[1]
 
 
-@settings(max_examples=200)
+@settings(max_examples=200, deadline=None)  # a shared 2-core machine: no timing
 @given(st.data(), with_duplicates(), st.integers(1, 6))
 def test_a_restore_from_json_at_any_point_gives_the_same_outputs(
     data: st.DataObject,

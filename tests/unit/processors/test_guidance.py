@@ -106,17 +106,52 @@ def test_empty_patch_is_a_retry() -> None:
     assert text.endswith("retry after a short back-off.")
 
 
-def test_pitfall_names_argument_names_not_values() -> None:
+def test_pitfall_names_the_argument_at_fault_not_values() -> None:
     text = guidance.pitfall_guidance(
-        "Search", QUOTED, '{"query": "\\"alice@example.com\\"", "limit": 3}'
+        "exchange_delivered_order_items",
+        "exchange_delivered_order_items: Error: Non-delivered order cannot be exchanged",
+        '{"order_id": "#W2378156", "item_ids": ["1151293680"], "payment_method_id": "gc_1"}',
     )
-    assert text.startswith("Calling Search with `limit` and `query` fails with ")
+    assert text == (
+        "exchange_delivered_order_items fails with 'Non-delivered order cannot be exchanged' "
+        "(about `order_id`). Before calling exchange_delivered_order_items, check that "
+        "`order_id` meets this rule (look up the current details first) and pick the call "
+        "that fits if not."
+    )
+    assert "W2378156" not in text
+
+
+def test_a_not_found_pitfall_says_to_use_a_looked_up_value() -> None:
+    text = guidance.pitfall_guidance(
+        "find_user_id_by_email", "find_user_id_by_email: Error: User not found",
+        '{"email": "alice@example.com"}',
+    )
+    assert "make sure `email` is an exact value you looked up or the user confirmed" in text
     assert "alice@example.com" not in text
-    assert "avoid this call or check its arguments" in text
+
+
+@pytest.mark.parametrize("arguments", [None, '{"query": "x", "limit": 3}', "not json"])
+def test_a_pitfall_never_says_avoid_the_call(arguments: str | None) -> None:
+    """Old text: "avoid this call or check its arguments" -- wrong for a call the task needs."""
+    text = guidance.pitfall_guidance("Search", QUOTED, arguments)
+    assert "avoid" not in text.lower() and text.startswith("Search fails with")
 
 
 def test_pitfall_without_arguments_or_signature() -> None:
-    assert guidance.pitfall_guidance("Search", None).startswith("Calling Search fails;")
+    assert guidance.pitfall_guidance("Search", None).startswith("Search fails. Before calling")
+
+
+def test_instance_guidance_says_where_the_value_comes_from() -> None:
+    changes = [
+        ArgumentChange("replace", "new_item_ids", value_json='["77"]',
+                       rule="from_result:get_product_details"),
+        ArgumentChange("replace", "order_id", value_json='"#W1"'),
+    ]
+    signature = "modify_items: Error: New item <num>"
+    text = guidance.instance_guidance("modify_items", signature, changes)
+    assert "use the `new_item_ids` value from get_product_details's result" in text
+    assert "look the `order_id` value up first" in text
+    assert "77" not in text and "#W1" not in text
 
 
 def test_preference_quotes_and_attributes_the_user() -> None:

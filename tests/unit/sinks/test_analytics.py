@@ -228,3 +228,16 @@ def test_tenant_scoped_analytics_equal_the_answers_over_that_tenant_alone(
     assert sum(r["episodes"] for r in outcomes) == sum(
         1 for ep in _episodes().values() if ep["outcome"] is not None)
     assert analytics.failure_rate(client, "tool", tenants=frozenset()) == []
+
+
+def test_signature_windows_anchor_to_the_data(client: Client) -> None:
+    """Imported history is old: `--since` and the latest event anchor the window, not now."""
+    latest = analytics.latest_event_ms(client)
+    assert latest == max(s["result_ms"] for s in steps() if s["result_ms"] is not None)
+    far_future = latest + 1000 * HOUR
+    assert analytics.new_signatures(client, 24, far_future) == []  # wall-clock style: nothing
+    anchored = analytics.new_signatures(client, 1000, latest)
+    assert anchored == analytics.new_signatures(client, 1000, latest + 0)
+    since = analytics.new_signatures(client, 1, far_future, since_ms=T0)
+    assert since == analytics.new_signatures(client, 10**6, far_future)
+    assert len(since) > 3
