@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from kaizen.experiences import _selected, shown_note
-
+from kaizen.cli.experiences import _selected, shown_note
 from kaizen.schemas.model import Experience, Trigger
 
 

@@ -3,7 +3,7 @@ through the embedded library's fold alike (issue 10 item 6): one log, the same a
 
 from __future__ import annotations
 
-from kaizen.client.recall import apply_snapshot_log
+from kaizen.client.embedded import apply_snapshot_log
 from kaizen.processors.learning import snapshots
 from kaizen.processors.learning.snapshots import SnapshotLog
 from kaizen.readmodel.embedding import HashingEmbedder
