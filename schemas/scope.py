@@ -22,13 +22,15 @@ from __future__ import annotations
 import unicodedata
 from urllib.parse import unquote
 
+from kaizen.errors import KaizenError
+
 #: Longest tenant, agent or user name accepted (characters); longer is a mistake or an attack.
 MAX_NAME = 256
 #: Tenant names that mean something else: `*` marks cross-tenant records (patterns).
 RESERVED_TENANTS = frozenset({"*"})
 
 
-class InvalidName(ValueError):
+class InvalidName(KaizenError, ValueError):
     """A tenant, agent or user name that cannot be a scope: says which name and why."""
 
 

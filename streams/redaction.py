@@ -26,6 +26,7 @@ from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any, Protocol
 
+from kaizen.errors import KaizenError
 from kaizen.schemas import model
 
 #: Longest text looked at; the rest is dropped (with a marker) rather than scanned or kept raw.
@@ -158,7 +159,7 @@ class TextAnalyzer(Protocol):
     def find(self, text: str) -> Sequence[Span]: ...
 
 
-class RedactionError(ValueError):
+class RedactionError(KaizenError, ValueError):
     """A user-supplied pattern that cannot be compiled; the message names it."""
 
 

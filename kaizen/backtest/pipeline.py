@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from kaizen.client.recorder import Recorder
+from kaizen.errors import KaizenError
 from kaizen.infra.cluster import KafkaCluster
 from kaizen.infra.kafka import KafkaLauncher
 from kaizen.processors.config import CURATION_TOPIC, TOOL_RESULTS_TOPIC
@@ -42,7 +43,7 @@ from kaizen.streams.topics import Topics
 DRAIN_TIMEOUT_S = 600.0  # one window's work; far above what it takes, a stuck stage fails loudly
 
 
-class PipelineError(RuntimeError):
+class PipelineError(KaizenError, RuntimeError):
     """The pipeline could not start, or a stage stopped making progress."""
 
 

@@ -25,6 +25,7 @@ import urllib.request
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 
+from kaizen.errors import KaizenError
 from kaizen.processors.learning.extractors import Extractor, Lesson, RecordedLLMExtractor
 from kaizen.schemas.model import Signal
 
@@ -33,7 +34,7 @@ Transport = Callable[[str, bytes, dict[str, str]], bytes]
 CACHE_SIZE = 4096
 
 
-class LLMError(RuntimeError):
+class LLMError(KaizenError, RuntimeError):
     """The endpoint could not be reached or answered with an HTTP error."""
 
 

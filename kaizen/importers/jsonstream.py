@@ -20,12 +20,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from kaizen.errors import KaizenError
+
 GZIP_MAGIC = b"\x1f\x8b"
 _CHUNK = 1 << 20
 _WHITESPACE = re.compile(r"\s*")
 
 
-class JsonPositionError(ValueError):
+class JsonPositionError(KaizenError, ValueError):
     """The document cannot be read past `offset` (a character index into the decoded text)."""
 
     def __init__(self, text: str, offset: int, message: str) -> None:

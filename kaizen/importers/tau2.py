@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from kaizen.errors import KaizenError
 from kaizen.importers.jsonstream import JsonPositionError, JsonStream, read_text
 from kaizen.importers.model import (
     ERROR_LIMIT,
@@ -41,7 +42,7 @@ from kaizen.importers.model import (
 NO_RESULT = "no tool result recorded"
 
 
-class _Malformed(ValueError):
+class _Malformed(KaizenError, ValueError):
     """A simulation that cannot be read; its message is the Skipped reason."""
 
 

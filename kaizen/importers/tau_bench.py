@@ -27,6 +27,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from kaizen.errors import KaizenError
 from kaizen.importers.jsonstream import JsonPositionError, JsonStream, read_text
 from kaizen.importers.model import (
     ERROR_LIMIT,
@@ -46,7 +47,7 @@ _RUN_NAME = re.compile(r"^(?:.*__)?(?P<run>.+?)_range_")
 _ASSIGNED_ERROR = re.compile(r'^#\s*\w+\s*=\s*(?P<value>"Error:.*")$', re.DOTALL)
 
 
-class _Malformed(ValueError):
+class _Malformed(KaizenError, ValueError):
     """A run that cannot be read; its message is the Skipped reason."""
 
 

@@ -15,6 +15,7 @@ import zlib
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from kaizen.errors import KaizenError
 from kaizen.integrations.otlp_mapping import Span
 
 PROTOBUF = "application/x-protobuf"
@@ -23,11 +24,11 @@ ERROR_CODES = {"STATUS_CODE_ERROR": 2, "STATUS_CODE_OK": 1, "STATUS_CODE_UNSET":
 Rejection = tuple[str, str]  # (a short description of the span, reason)
 
 
-class BodyError(ValueError):
+class BodyError(KaizenError, ValueError):
     """The request body is not an OTLP trace export (the route answers 400)."""
 
 
-class TooLarge(ValueError):
+class TooLarge(KaizenError, ValueError):
     """The body, or what it inflates to, is over the size limit (413)."""
 
 

@@ -26,6 +26,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from kaizen.errors import KaizenError
+
 Role = Literal["agent", "tool", "llm", "other"]
 STATUS_ERROR = 2
 TEXT_LIMIT = 8000  # attribute texts are cut before they become event fields
@@ -55,7 +57,7 @@ class Span:
     exception: str = ""  # message of the first `exception` span event, if any
 
 
-class Rejected(ValueError):
+class Rejected(KaizenError, ValueError):
     """A span that cannot become part of an episode; the message is the dead letter's reason."""
 
 

@@ -21,6 +21,8 @@ from typing import Any
 
 import structlog
 
+from kaizen.errors import KaizenError
+
 log = structlog.get_logger(__name__)
 
 
@@ -35,7 +37,7 @@ class Limits:
     backlog: int = 1024  # connections the kernel holds before accept (capped by somaxconn)
 
 
-class HTTPError(Exception):
+class HTTPError(KaizenError):
     """A request the service refuses, with the status code to answer."""
 
     def __init__(self, status: int, message: str) -> None:
