@@ -151,6 +151,8 @@ class Recorder:
         key = event.episode_id.encode()
         with self._lock:
             self.stats.emitted += 1
+            if found.pop("truncated", 0):  # cut by the redactor before any regex
+                self.stats.truncated += 1
             if found:
                 self.stats.redacted.update(found)
             order_key = self._next_order_key()

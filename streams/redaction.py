@@ -28,6 +28,7 @@ from typing import Any, Protocol
 
 from kaizen.errors import KaizenError
 from kaizen.schemas import model
+from kaizen.streams.limits import cut_text
 
 #: Longest text looked at; the rest is dropped (with a marker) rather than scanned or kept raw.
 DEFAULT_MAX_CHARS = 32_768
@@ -207,11 +208,9 @@ class Redactor:
     # --- internals -----------------------------------------------------------------------
 
     def _text(self, text: str, counts: Counter[str]) -> str:
-        if len(text) > self.max_chars:
+        if len(text) > self.max_chars:  # the Recorder's own marker (streams.limits)
             counts["truncated"] += 1
-            cut = text.rfind(" ", self.max_chars - 64, self.max_chars)  # not inside a value
-            cut = cut if cut > 0 else self.max_chars
-            text = text[:cut] + f"<truncated {len(text) - cut} chars>"
+            text = cut_text(text, self.max_chars)
         pattern = self._gated(text)
         if pattern is not None and pattern.search(text) is not None:
             text = pattern.sub(lambda m: self._replace(m, counts), text)
