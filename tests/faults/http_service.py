@@ -36,10 +36,12 @@ def in_process_service(settings: Settings, **server_options: Any) -> Iterator[An
 
 def request(port: int, method: str, path: str, body: bytes | None = None,
             headers: dict[str, str] | None = None, timeout: float = 30.0) -> tuple[int, Any]:
-    """One request; the status and the decoded JSON answer (or the raw bytes if not JSON)."""
+    """One request; the status and the decoded JSON answer (or the raw bytes if not JSON). A body
+    goes as JSON unless the headers say otherwise, as a client of the API sends it."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    sent = {"Content-Type": "application/json"} if body is not None else {}
     try:
-        conn.request(method, path, body=body, headers=headers or {})
+        conn.request(method, path, body=body, headers={**sent, **(headers or {})})
         response = conn.getresponse()
         data = response.read()
     finally:

@@ -58,7 +58,8 @@ def test_an_idle_or_half_sent_request_is_closed_and_the_service_keeps_answering(
     port = service.server_port
     idle = [socket.create_connection(("127.0.0.1", port)) for _ in range(40)]  # > max_threads
     half = socket.create_connection(("127.0.0.1", port))
-    half.sendall(b"POST /recall HTTP/1.1\r\nContent-Length: 100\r\n\r\n{")
+    half.sendall(b"POST /recall HTTP/1.1\r\nContent-Type: application/json\r\n"
+                 b"Content-Length: 100\r\n\r\n{")
     status, answer = request(port, "GET", "/health")
     assert status == 200 and answer["ok"] is True
     extra = threading.active_count()
