@@ -58,9 +58,10 @@ class Settings(BaseSettings):
     log_level: str = Field("info", description="debug | info | warning | error")
     min_support: int = Field(2, ge=1, description="Distinct episodes before a lesson is proposed.")
     recall_min_score: float = Field(
-        0.35, ge=-1.0, le=2.0,
+        0.0, ge=-1.0, le=2.0,
         description="Relevance floor of recall (cosine plus boosts): weaker lessons are not "
-        "served, so a task gets nothing rather than an unrelated lesson.",
+        "served, so a task gets nothing rather than an unrelated lesson; 0 keeps every "
+        "lesson (see README, Recall, for the measured trade-off).",
     )
     episode_idle_seconds: float = Field(
         300.0, gt=0, description="Idle time (event time) before an open episode is abandoned."
