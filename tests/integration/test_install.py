@@ -8,6 +8,7 @@ package index, so the pip cache makes repeat runs quick) and runs it from a user
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -23,6 +24,8 @@ from tests.integration.waiting import wait_for
 from tests.integration.workers import start_worker, stop_worker, worker_env
 
 ROOT = Path(__file__).resolve().parents[2]
+# what a user's shell has: no PYTHONPATH pointing into this checkout
+USER_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
 SERVER_ONLY = ("faust", "chdb", "qdrant_client", "onnxruntime", "pandas", "pyarrow", "numpy")
 
 USER_SCRIPT = textwrap.dedent("""
@@ -56,7 +59,7 @@ RECALL_SCRIPT = textwrap.dedent("""
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("wheel")
     subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(out),
-                    str(ROOT)], check=True, capture_output=True)
+                    str(ROOT)], check=True, capture_output=True, env=USER_ENV)
     (built,) = out.glob("kaizen_fleet-*.whl")
     return built
 
@@ -65,13 +68,14 @@ def _venv_with(wheel: Path, where: Path, extra: str = "") -> Path:
     venv.create(where, with_pip=True)
     python = where / "bin" / "python"
     subprocess.run([str(python), "-m", "pip", "install", "-q", f"{wheel}{extra}"], check=True,
-                   capture_output=True)
+                   capture_output=True, env=USER_ENV)
     return python
 
 
 def _site_packages(python: Path) -> Path:
     out = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()"
-                          "['purelib'])"], check=True, capture_output=True, text=True)
+                          "['purelib'])"], check=True, capture_output=True, text=True,
+                         env=USER_ENV)
     return Path(out.stdout.strip())
 
 
@@ -98,7 +102,8 @@ def test_the_base_wheel_records_and_recalls_beside_a_users_own_modules(
     service = start_worker(env, tmp_path / "serve.log", command="serve")
     try:
         wait_for("the service", lambda: _get(port, "/health"))
-        ran = subprocess.run([str(python), "-c", USER_SCRIPT, *SERVER_ONLY], cwd=user, env=env,
+        user_env = {k: v for k, v in env.items() if k != "PYTHONPATH"}
+        ran = subprocess.run([str(python), "-c", USER_SCRIPT, *SERVER_ONLY], cwd=user, env=user_env,
                              capture_output=True, text=True, timeout=120)
         assert ran.returncode == 0, ran.stderr[-2000:]
         report = json.loads(ran.stdout.strip().splitlines()[-1])
@@ -106,7 +111,7 @@ def test_the_base_wheel_records_and_recalls_beside_a_users_own_modules(
         assert report["kaizen"].startswith(str(tmp_path / "venv"))
 
         def recalled() -> list[list[str]]:
-            out = subprocess.run([str(python), "-c", RECALL_SCRIPT], cwd=user, env=env,
+            out = subprocess.run([str(python), "-c", RECALL_SCRIPT], cwd=user, env=user_env,
                                  capture_output=True, text=True, timeout=60)
             assert out.returncode == 0, out.stderr[-2000:]
             return [x for x in json.loads(out.stdout.strip().splitlines()[-1])
@@ -121,10 +126,11 @@ def test_the_base_wheel_records_and_recalls_beside_a_users_own_modules(
 def test_the_server_extra_installs_the_whole_command_line(wheel: Path, tmp_path: Path) -> None:
     python = _venv_with(wheel, tmp_path / "venv", "[server]")
     kaizen = python.parent / "kaizen"
-    shown = subprocess.run([str(kaizen), "--help"], capture_output=True, text=True, timeout=120)
+    shown = subprocess.run([str(kaizen), "--help"], capture_output=True, text=True, timeout=120,
+                           env=USER_ENV)
     assert shown.returncode == 0, shown.stderr[-2000:]
     assert "serve" in shown.stdout and "rebuild" in shown.stdout
     probe = "import faust, chdb, qdrant_client, kaizen.service.host, kaizen.processors.app"
     imported = subprocess.run([str(python), "-c", probe], capture_output=True, text=True,
-                              timeout=300)
+                              timeout=300, env=USER_ENV)
     assert imported.returncode == 0, imported.stderr[-2000:]
