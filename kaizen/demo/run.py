@@ -214,10 +214,9 @@ def run_demo(settings: Settings, config: DemoConfig) -> tuple[dict[str, list[Tim
             thread.join()
         for recorder in recorders.values():
             recorder.flush(30)
-        time.sleep(3)  # let the last lessons and decisions land
+        log = _snapshot_log_once_caught(port, bool(injected))
         progress.stop.set()
         printer.join()
-        log = _get(port, f"/snapshots?tenant={FLEETS['learning']}&agent={AGENT}")
         failures = _get(port, "/analytics/failures?by=signature")["rows"]
     finally:
         progress.stop.set()
@@ -229,6 +228,19 @@ def run_demo(settings: Settings, config: DemoConfig) -> tuple[dict[str, list[Tim
                if d.name != USER_PREFERS_IMPERIAL]
     return runs, figures, {"snapshots": log, "failures": failures, "injected": injected,
                            "world": world}
+
+
+def _snapshot_log_once_caught(port: int, injected: bool, timeout_s: float = 60.0) -> Any:
+    """The learning fleet's snapshot log, read once the gate or the monitor has rejected or
+    rolled back a change (the injected lesson may still be on its way through the gate when
+    the last episode ends), or after `timeout_s`: then the summary says "NOT caught"."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        log = _get(port, f"/snapshots?tenant={FLEETS['learning']}&agent={AGENT}")
+        caught = any(e["action"] in ("rejected", "rolled_back") for e in log["events"])
+        if caught or not injected or time.monotonic() > deadline:
+            return log
+        time.sleep(0.5)
 
 
 def _port_taken(port: int) -> bool:
