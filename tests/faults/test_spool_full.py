@@ -1,7 +1,8 @@
 """Issue 13: a full spool cost up to 10,000 rows of work per emit and one warning per drop.
 
-The work is measured in SQLite virtual-machine steps (the progress handler counts them), which
-is what the time is made of and does not depend on the machine's load.
+The work is measured in SQLite virtual-machine steps (the progress handler counts them, on the
+agent's thread and on the spool's writer thread), which is what the time is made of and does not
+depend on the machine's load.
 """
 
 from __future__ import annotations
@@ -23,10 +24,15 @@ def _steps_per_put(spool: Spool, db: sqlite3.Connection, first_key: int, puts: i
         steps[0] += 1
         return 0
 
-    db.set_progress_handler(tick, 10)
+    # Under the spool's database lock: the writer thread may be mid-statement on the same
+    # connection, calling the handler (which needs the GIL) while this thread, holding the GIL,
+    # would wait for SQLite's connection mutex: a deadlock that hung CI for 80 minutes.
+    with spool._db_lock:  # noqa: SLF001
+        db.set_progress_handler(tick, 10)
     for key in range(first_key, first_key + puts):
         spool.put(SpooledRecord(key, "t", b"k", ROW))
-    db.set_progress_handler(None, 0)
+    with spool._db_lock:  # noqa: SLF001
+        db.set_progress_handler(None, 0)
     return steps[0] / puts
 
 
