@@ -1,14 +1,12 @@
 """Helpers of the processing-side fault tests: one real `kaizen serve` (sinks, gate, processors
 child) on the session broker, raw producers for records no Recorder would write, and the facts the
-tests wait for (dead letters, lessons recalled, /health)."""
+tests read (dead letters, lessons recalled, /health); waiting is tests/integration/waiting.py."""
 
 from __future__ import annotations
 
 import json
 import socket
-import time
 import urllib.request
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -22,19 +20,6 @@ from kaizen.streams.replay import Bounds, TopicReader
 from kaizen.streams.topics import Topics
 
 T = TypeVar("T")
-
-
-def wait_for(read: Callable[[], T], ready: Callable[[T], bool], timeout: float = 180.0) -> T:
-    """Poll `read()` until its answer is `ready` (a fact, such as a /health answer whose text
-    changes every second: `wait_until_stable` would wait for it to stop changing)."""
-    deadline = time.monotonic() + timeout
-    value = read()
-    while not ready(value):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not ready within {timeout}s; last: {str(value)[:500]}")
-        time.sleep(0.5)
-        value = read()
-    return value
 
 
 def free_port() -> int:

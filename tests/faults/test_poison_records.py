@@ -18,7 +18,7 @@ import os
 import signal
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -38,16 +38,10 @@ from tests.faults.serving import (
     produce_raw,
     recalled,
     record_recoveries,
-    wait_for,
 )
 from tests.integration.kafka_helpers import consume_all, make_topics
-from tests.integration.workers import (
-    environ,
-    start_worker,
-    stop_worker,
-    wait_until_stable,
-    worker_env,
-)
+from tests.integration.waiting import wait_for, wait_for_pipeline
+from tests.integration.workers import environ, start_worker, stop_worker, worker_env
 
 FIVE_MB = 5 * 1024 * 1024
 MAX_LETTER = 128 * 1024
@@ -67,31 +61,39 @@ def served(kafka_broker: Any, tmp_path_factory: pytest.TempPathFactory) -> Itera
     service = start_worker(_serve_env(kafka_broker.bootstrap, prefix, home / "home", port),
                            home / "serve.log", command="serve")
     try:
-        wait_until_stable(lambda: (get(port, "/health") or {}).get("sinks") is not None
-                          or (get(port, "/health") or {}).get("ok") is not None,
-                          settle=0.0, timeout=120)
+        wait_for("serve to answer /health", lambda: get(port, "/health"), timeout=120)
         yield Served(kafka_broker.bootstrap, topics, port, home, service.pid)
     finally:
         stop_worker(service)
 
 
 def _learned(served: Served, tenant: str) -> list[dict[str, Any]]:
-    """Wait for the recovery lesson of `tenant` to be recalled; returns every lesson recalled."""
-    return wait_until_stable(
-        lambda: recalled(served, tenant), settle=2.0, timeout=150,
-        ready=lambda lessons: any(x.get("tool") == "invoices.find" for x in lessons),
-    )
+    """Wait for the recovery lesson of `tenant` to be recalled, then until the processors and
+    sinks have consumed everything written so far; returns every lesson recalled then."""
+    wait_for(f"the recovery lesson of {tenant} recalled",
+             lambda: any(x.get("tool") == "invoices.find" for x in recalled(served, tenant)),
+             timeout=150)
+    _drained(served)
+    return recalled(served, tenant)
+
+
+def _drained(served: Served) -> None:
+    """Every record produced so far is consumed by the processors and the sinks, whose commits
+    follow their outputs (dead letters included): what they would write is written."""
+    wait_for_pipeline(served.bootstrap, served.topics.prefix)
 
 
 def _letters_of(served: Served, offsets: set[tuple[int, int]]) -> Counter[tuple[int, int]]:
     """How many dead letters each source (partition, offset) of the episodes topic has, once
-    the count has settled (a second copy would show up)."""
+    every one has a letter and the pipeline has consumed everything (a second copy would be
+    written by then)."""
     def read() -> Counter[tuple[int, int]]:
         return Counter((d.source_partition, d.source_offset) for d in dead_letters(served)
                        if d.source_topic == served.topics.episodes
                        and (d.source_partition, d.source_offset) in offsets)
-    return wait_until_stable(read, settle=4.0, timeout=120,
-                             ready=lambda seen: set(seen) == offsets)
+    wait_for("a dead letter for every bad record", lambda: set(read()) == offsets, timeout=120)
+    _drained(served)
+    return read()
 
 
 def _positions(served: Served, keys: set[bytes]) -> set[tuple[int, int]]:
@@ -129,12 +131,10 @@ def test_garbage_oversize_and_wrong_type_records_are_dead_lettered_once_and_lear
     assert len(offsets) == len(bad)
     assert set(_letters_of(served, offsets).values()) == {1}  # each bad record: one dead letter
     assert max(dead_letter_sizes(served)) < MAX_LETTER  # letters cut, referenced by position
-    rows = wait_until_stable(
-        lambda: (get(served.port, "/analytics/failures?by=tenant") or {}).get("rows", []),
-        settle=2.0, ready=lambda rs: any(r["key"] == tenant for r in rs))
+    _drained(served)  # the sinks have flushed every episode of the tenant to ClickHouse
+    rows = (get(served.port, "/analytics/failures?by=tenant") or {}).get("rows", [])
     assert [(r["calls"], r["failures"]) for r in rows if r["key"] == tenant] == [(6, 3)]
-    health = wait_until_stable(lambda: get(served.port, "/health"), settle=2.0,
-                               ready=lambda h: bool(h) and h.get("ok") is True)
+    health = wait_for("health ok", lambda: _health_if(served, lambda h: h.get("ok") is True))
     assert health["status"] == "ok"
     assert health["processors"]["restarts"] == 0  # the 5 MB records crash-looped it before
 
@@ -156,9 +156,10 @@ def test_a_record_whose_fold_fails_is_dead_lettered_with_its_traceback_not_crash
     record_recoveries(served, tenant, tmp_path)
 
     _learned(served, tenant)
-    letters = wait_until_stable(
-        lambda: [d for d in dead_letters(served) if d.error_type == "RecursionError"],
-        settle=3.0, ready=bool)
+    wait_for("the RecursionError dead-lettered",
+             lambda: any(d.error_type == "RecursionError" for d in dead_letters(served)))
+    _drained(served)
+    letters = [d for d in dead_letters(served) if d.error_type == "RecursionError"]
     assert len(letters) == 1 and "Traceback" in letters[0].reason
     assert letters[0].source_topic == served.topics.episodes
 
@@ -200,8 +201,10 @@ def test_a_far_future_event_is_dead_lettered_and_closes_no_open_episode(
     record_recoveries(served, tenant, tmp_path)
 
     _learned(served, tenant)
-    outcomes = wait_until_stable(lambda: _outcomes(served, set(names)), settle=3.0,
-                                 ready=lambda o: set(o) == set(names))
+    wait_for("an outcome for every open episode",
+             lambda: set(_outcomes(served, set(names))) == set(names))
+    _drained(served)
+    outcomes = _outcomes(served, set(names))
     assert outcomes == {name: ["success"] for name in names}  # none abandoned by year 9999
     letters = _letters_of(served, _positions(served, {b"future-far"}))
     assert list(letters.values()) == [1]
@@ -215,16 +218,22 @@ def test_health_is_degraded_with_reason_and_lag_while_the_processors_are_stuck(
     os.kill(child, signal.SIGSTOP)
     try:
         record_recoveries(served, "stuck", tmp_path)
-        degraded = wait_for(lambda: get(served.port, "/health") or {},
-                            ready=lambda h: h.get("status") == "degraded")
+        degraded = wait_for("health degraded", lambda: _health_if(
+            served, lambda h: h.get("status") == "degraded"))
         assert degraded["ok"] is False and any("processors" in r for r in degraded["reasons"])
         assert degraded["lags"]["processors"] > 0
     finally:
         os.kill(child, signal.SIGCONT)
     _learned(served, "stuck")
-    health = wait_until_stable(lambda: get(served.port, "/health") or {}, settle=2.0,
-                               ready=lambda h: h.get("status") == "ok")
+    health = wait_for("health ok again", lambda: _health_if(
+        served, lambda h: h.get("status") == "ok"))
     assert health["lags"]["processors"] == 0 and health["lags"]["sinks"] == 0
+
+
+def _health_if(served: Served, ready: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+    """The /health answer when `ready` holds for it, else {} (its text changes every second)."""
+    health = get(served.port, "/health") or {}
+    return health if ready(health) else {}
 
 
 def _children(pid: int) -> list[int]:
@@ -268,10 +277,8 @@ def test_the_processors_child_dies_with_serve(served: Served) -> None:
     assert child in _children(served.pid)
     os.kill(served.pid, signal.SIGKILL)
     try:
-        gone = wait_until_stable(lambda: Path(f"/proc/{child}").exists() and
-                                 "Z" not in _state(child), settle=0.0, timeout=60,
-                                 ready=lambda alive: not alive)
-        assert gone is False
+        assert wait_for("the processors child gone", lambda: not Path(f"/proc/{child}").exists()
+                        or "Z" in _state(child), timeout=60)
     finally:
         with contextlib.suppress(ProcessLookupError):  # the group: nothing left behind
             os.killpg(served.pid, signal.SIGKILL)
