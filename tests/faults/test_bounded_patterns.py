@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from kaizen.processors.learning.patterns import PatternState, apply_tool_result
 from kaizen.schemas.model import EpisodeEvent, Pattern, ToolResult
 
@@ -34,6 +36,7 @@ def _size(state: PatternState) -> int:
     return len(json.dumps(state.to_dict()))
 
 
+@pytest.mark.timeout(900)  # minutes on a loaded 2-core machine
 def test_one_window_with_a_million_results_keeps_a_bounded_state() -> None:
     state: PatternState | None = None
     last: dict[str, Pattern] = {}

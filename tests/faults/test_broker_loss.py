@@ -12,6 +12,8 @@ import threading
 from contextlib import ExitStack
 from pathlib import Path
 
+import pytest
+
 from kaizen.infra.cluster import KafkaCluster
 from kaizen.infra.kafka import KafkaLauncher
 from kaizen.schemas import model
@@ -35,6 +37,7 @@ def _free_ports(count: int) -> list[int]:
         return [sock.getsockname()[1] for sock in socks]
 
 
+@pytest.mark.timeout(900)  # minutes on a loaded 2-core machine
 def test_killing_one_of_three_brokers_under_load_loses_and_duplicates_nothing(
     tmp_path: Path, unique_topic_prefix: str
 ) -> None:

@@ -6,12 +6,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from kaizen.demo.metrics import success_around
 from kaizen.demo.run import DemoConfig, run_demo
 from kaizen.settings import load_settings
 from tests.integration.test_service import _free_port
 
 
+@pytest.mark.timeout(900)  # minutes on a loaded 2-core machine
 def test_the_learning_fleet_recovers_after_drifts_and_the_harmful_lesson_is_caught(
     kafka_broker: Any, tmp_path: Path
 ) -> None:

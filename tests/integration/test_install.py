@@ -123,6 +123,7 @@ def test_the_base_wheel_records_and_recalls_beside_a_users_own_modules(
     assert "id" in lessons[0][2]
 
 
+@pytest.mark.timeout(900)  # minutes on a loaded 2-core machine
 def test_the_server_extra_installs_the_whole_command_line(wheel: Path, tmp_path: Path) -> None:
     python = _venv_with(wheel, tmp_path / "venv", "[server]")
     kaizen = python.parent / "kaizen"

@@ -12,7 +12,8 @@ from kaizen.streams.redaction import BUILTIN
 from tests.integration.kafka_helpers import make_recorder, make_topics
 from tests.integration.store_dump import stores_text, topics_text
 from tests.integration.test_service import _free_port, _get
-from tests.integration.workers import start_worker, stop_worker, wait_until_stable, worker_env
+from tests.integration.waiting import wait_for, wait_for_pipeline
+from tests.integration.workers import start_worker, stop_worker, worker_env
 from tests.pii_corpus import corpus
 
 
@@ -42,11 +43,10 @@ def test_no_seeded_pii_reaches_the_log_or_any_store(
     env = worker_env(kafka_broker.bootstrap, unique_topic_prefix, home, KAIZEN_HTTP_PORT=str(port))
     service = start_worker(env, tmp_path / "serve.log", command="serve")
     try:  # lessons learned from these episodes, and the analytics tables filled
-        wait_until_stable(lambda: (_get(port, "/health") or {}).get("experiences", 0),
-                          ready=lambda n: n > 0, settle=8.0, timeout=480)
-        rows = wait_until_stable(lambda: (_get(port, "/analytics/failures?by=tool")
-                                          or {"rows": []})["rows"], ready=bool)
-        assert rows
+        wait_for("a lesson learned", lambda: (_get(port, "/health") or {}).get("experiences"),
+                 timeout=480)
+        wait_for_pipeline(kafka_broker.bootstrap, unique_topic_prefix)  # every stage caught up
+        assert (_get(port, "/analytics/failures?by=tool") or {"rows": []})["rows"]
     finally:
         stop_worker(service)
 

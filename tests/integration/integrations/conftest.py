@@ -17,7 +17,8 @@ import pytest
 from kaizen.settings import Settings, load_settings
 from kaizen.streams.topics import Topics
 from tests.integration.kafka_helpers import make_topics
-from tests.integration.workers import start_worker, stop_worker, wait_until_stable, worker_env
+from tests.integration.waiting import wait_for, wait_for_pipeline
+from tests.integration.workers import start_worker, stop_worker, worker_env
 
 
 @dataclass(frozen=True)
@@ -60,11 +61,17 @@ class Service:
 
     def wait_for_lesson(self, task: str, agent: str, tool: str, tenant: str = "default"
                         ) -> list[dict[str, Any]]:
-        """Recall until a lesson about `tool` is active and the answer has settled."""
-        return wait_until_stable(
-            lambda: self.recall(task, agent, tenant), settle=4.0, timeout=360.0,
-            ready=lambda lessons: any(x.get("tool") == tool or tool in x["guidance"]
-                                      for x in lessons))
+        """Recall until a lesson about `tool` is active, then again once every stage has caught
+        up with what was written so far (the answer is final for that input)."""
+        wait_for(f"a lesson about {tool} recalled", lambda: any(
+            x.get("tool") == tool or tool in x["guidance"]
+            for x in self.recall(task, agent, tenant)), timeout=360)
+        self.drained()
+        return self.recall(task, agent, tenant)
+
+    def drained(self) -> None:
+        """Until the processors and the sinks have consumed everything written so far."""
+        wait_for_pipeline(self.bootstrap, self.topics.prefix)
 
 
 def _free_port() -> int:
@@ -84,8 +91,8 @@ def service(kafka_broker: Any, tmp_path_factory: pytest.TempPathFactory) -> Iter
     process = start_worker(env, home / "serve.log", command="serve")
     service = Service(port, env, topics, kafka_broker.bootstrap, home)
     try:
-        wait_until_stable(lambda: (service.get("/health") or {}).get("ok", False), settle=0.0,
-                          timeout=180.0)
+        wait_for("serve healthy", lambda: (service.get("/health") or {}).get("ok", False),
+                 timeout=180)
         yield service
     finally:
         stop_worker(process)

@@ -15,7 +15,7 @@ from kaizen.client.recorder import Recorder
 from kaizen.integrations.langchain import KaizenCallbackHandler, with_lessons
 from kaizen.streams.replay import Bounds, TopicReader
 from tests.integration.integrations.conftest import Service
-from tests.integration.workers import wait_until_stable
+from tests.integration.waiting import wait_for
 
 AGENT = "lc-bot"
 
@@ -88,8 +88,10 @@ def test_langchain_runs_are_recorded_and_the_lesson_reaches_the_system_prompt(
                             tenant="default", settings=service.settings())
     assert messages[0].content.startswith("You are a refunds agent.")
     assert "order_ref" in str(messages[0].content) and len(messages) == 2
-    fresh = wait_until_stable(lambda: with_lessons([HumanMessage("x")], "refund order 8",
-                                                   agent=AGENT, tenant="default",
-                                                   settings=service.settings()),
-                              settle=0.0, timeout=30.0, ready=lambda m: len(m) == 2)
+    def with_the_lesson() -> list[Any]:
+        messages = with_lessons([HumanMessage("x")], "refund order 8", agent=AGENT,
+                                tenant="default", settings=service.settings())
+        return messages if len(messages) == 2 else []
+
+    fresh = wait_for("the lesson put before a bare message", with_the_lesson, timeout=30)
     assert isinstance(fresh[0], SystemMessage)

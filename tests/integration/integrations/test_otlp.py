@@ -26,7 +26,7 @@ from opentelemetry.trace import Status, StatusCode
 
 from kaizen.streams.replay import Bounds, TopicReader
 from tests.integration.integrations.conftest import Service
-from tests.integration.workers import wait_until_stable
+from tests.integration.waiting import wait_for
 
 PROTOBUF = {"Content-Type": "application/x-protobuf"}
 
@@ -71,7 +71,7 @@ def test_genai_spans_from_the_otel_sdk_teach_a_recovery_lesson_that_recall_retur
     lessons = service.wait_for_lesson("find invoice 9", "genai-bot", "invoices.find")
     recovery = [x for x in lessons if x["kind"] == "recovery"]
     assert recovery and "invoice_no" in json.dumps(recovery[0])
-    events = _episode_events(service, "genai-bot")
+    events = _episode_events(service, "genai-bot", 3)
     episodes = {e.episode_id for e in events}
     assert episodes == {f"genai-conv-{i}" for i in range(3)}
     usage = sorted(e.payload.input_tokens for e in events if type(e.payload).__name__ == "LlmCall")
@@ -101,17 +101,25 @@ def test_openinference_spans_with_a_tenant_header_teach_and_recall_in_that_tenan
     lessons = service.wait_for_lesson("ship order 7", "oi-bot", "shipping.create", "globex")
     assert any(x["kind"] == "recovery" for x in lessons)
     assert service.recall("ship order 7", "oi-bot", "default") == []  # tenant is strict
-    events = _episode_events(service, "oi-bot")
+    events = _episode_events(service, "oi-bot", 3)
     assert {e.tenant for e in events} == {"globex"}
     assert {e.user for e in events} == {"user-0", "user-1"}
 
 
-def _episode_events(service: Service, agent: str) -> list[Any]:
+def _episode_events(service: Service, agent: str, episodes: int) -> list[Any]:
+    """The episodes topic's events of `agent`, once `episodes` of its episodes have ended."""
     def read() -> list[Any]:
         reader = TopicReader(service.bootstrap, service.topics.episodes, Bounds())
         return [r.event for r in reader.records() if r.event.agent == agent]
 
-    return wait_until_stable(read, settle=2.0, timeout=60.0)
+    def ended(events: list[Any]) -> int:
+        return len({e.episode_id for e in events if type(e.payload).__name__ == "EpisodeEnded"})
+
+    def when_all_ended() -> list[Any]:
+        events = read()
+        return events if ended(events) >= episodes else []
+
+    return wait_for(f"{episodes} episodes of {agent} recorded", when_all_ended, timeout=60)
 
 
 def _export(service: Service, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
@@ -203,13 +211,16 @@ def test_spans_with_missing_ids_are_rejected_and_dead_lettered_and_the_rest_is_k
         reader = TopicReader(service.bootstrap, service.topics.deadletter, Bounds())
         return [r.event for r in reader.records() if r.event.component == "otlp"]
 
-    found = wait_until_stable(letters, settle=2.0, timeout=60.0,
-                              ready=lambda xs: any("span id" in x.reason for x in xs))
-    reasons = {x.reason for x in found}
+    found = wait_for("both spans dead-lettered", lambda: {x.reason for x in letters()} >= {
+        "span without a valid trace id", "span without a valid span id"}, timeout=60)
+    reasons = {x.reason for x in letters()}
+    assert found
     assert {"span without a valid trace id", "span without a valid span id"} <= reasons
     def kept_calls() -> list[Any]:
         rows = (service.get("/analytics/failures?by=tool") or {}).get("rows", [])
         return [r["calls"] for r in rows if r["key"] == "kept.tool"]
 
     # recorded once its trace went idle (no root agent span came), the rejected spans are not
-    assert wait_until_stable(kept_calls, settle=2.0, timeout=120.0) == [1]
+    assert wait_for("the kept span's call in analytics", kept_calls, timeout=120) == [1]
+    service.drained()  # every stage caught up: a second copy of the call would be counted now
+    assert kept_calls() == [1]
