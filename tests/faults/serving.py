@@ -80,19 +80,24 @@ def record_recoveries(served: Served, tenant: str, spool: Path, count: int = 3) 
     bad input, the pipeline must still learn this lesson for `tenant`."""
     recorder = Recorder("support-bot", tenant, bootstrap=served.bootstrap,
                         topic=served.topics.episodes, spool_dir=spool / tenant)
-    ids = []
-    for i in range(count):
-        with recorder.episode(f"find invoice {i} for {tenant}", user=f"{tenant}-u{i}",
-                              episode_id=f"{tenant}-recover-{i}") as ep:
-            ep.tool_call("invoices.find", {"number": i})
-            ep.tool_result("invoices.find", ok=False, error="unknown field 'number'")
-            ep.tool_call("invoices.find", {"invoice_no": i})
-            ep.tool_result("invoices.find", ok=True)
-            ep.end(success=True)
-        ids.append(str(ep.episode_id))
+    ids = [record_recovery(recorder, i, f"{tenant}-u{i}", f"{tenant}-recover-{i}", tenant)
+           for i in range(count)]
     assert recorder.flush(60) == 0
     recorder.close()
     return ids
+
+
+def record_recovery(recorder: Recorder, i: int, user: str, episode_id: str,
+                    tenant: str = "") -> str:
+    """One episode that fails on the renamed argument `number` and recovers with `invoice_no`."""
+    task = f"find invoice {i} for {tenant}" if tenant else f"find invoice {i}"
+    with recorder.episode(task, user=user, episode_id=episode_id) as ep:
+        ep.tool_call("invoices.find", {"number": i})
+        ep.tool_result("invoices.find", ok=False, error="unknown field 'number'")
+        ep.tool_call("invoices.find", {"invoice_no": i})
+        ep.tool_result("invoices.find", ok=True)
+        ep.end(success=True)
+    return str(ep.episode_id)
 
 
 def recalled(served: Served, tenant: str) -> list[dict[str, Any]]:

@@ -21,6 +21,7 @@ from kaizen.streams.admin import admin_client, create_topics
 from kaizen.streams.latest import latest_experiences
 from kaizen.streams.recorder import Recorder
 from kaizen.streams.topics import Topics
+from tests.faults.serving import record_recovery
 from tests.integration.conftest import _jar_cache
 from tests.integration.kafka_helpers import consume_all, decode_all, make_recorder
 from tests.integration.waiting import wait_for
@@ -106,13 +107,7 @@ def _emit_killing_midway(recorder: Recorder, victim: KafkaLauncher,
     killer.start()
     try:
         for i in range(EPISODES):
-            with recorder.episode(f"find invoice {i}", user=f"u{i % 40}",
-                                  episode_id=f"loss-{i}") as ep:
-                ep.tool_call("invoices.find", {"number": i})
-                ep.tool_result("invoices.find", ok=False, error="unknown field 'number'")
-                ep.tool_call("invoices.find", {"invoice_no": i})
-                ep.tool_result("invoices.find", ok=True)
-                ep.end(success=True)
+            record_recovery(recorder, i, f"u{i % 40}", f"loss-{i}")
             if i == EPISODES // 2:
                 recorder.flush(30)  # let the killer see 1,500 delivered before the end
     finally:
