@@ -144,10 +144,14 @@ def probe_spool_full(home: Path, records: int) -> Probe:
 
     def put_range(start: int, count: int) -> float:
         steps[0] = 0
-        spool._db.set_progress_handler(tick, 10)  # noqa: SLF001 - the work, in SQLite steps
+        # under the spool's database lock: set while the writer thread is in the handler, it
+        # deadlocks (this thread holds the GIL and waits for SQLite; the writer, the reverse)
+        with spool._db_lock:  # noqa: SLF001
+            spool._db.set_progress_handler(tick, 10)  # noqa: SLF001 - the work, in SQLite steps
         for key in range(start, start + count):
             spool.put(SpooledRecord(key, "t", b"k", row))
-        spool._db.set_progress_handler(None, 0)  # noqa: SLF001
+        with spool._db_lock:  # noqa: SLF001
+            spool._db.set_progress_handler(None, 0)  # noqa: SLF001
         return steps[0] / count
 
     empty = put_range(1, records // 8)
