@@ -33,8 +33,10 @@ from kaizen.demo.world import (
 )
 from kaizen.readmodel.lesson import Recalled
 from kaizen.schemas import model
+from kaizen.service.host import pipeline_groups
 from kaizen.settings import Settings, load_settings
 from kaizen.streams.admin import create_topics
+from kaizen.streams.lag import LagProbe
 from kaizen.streams.publish import publish_events
 from kaizen.streams.topics import Topics
 
@@ -49,6 +51,9 @@ class DemoConfig:
     spacing: int = 30  # episodes between drifts
     concurrency: int = 6
     think_s: float = 2.0  # simulated agent work per episode (recall happens before it)
+    #: before each recall, wait (up to 30 s) until the pipeline has consumed what was written,
+    #: so a loaded machine slows the fleets down instead of starving them of their lessons
+    pace_by_pipeline: bool = True
 
     @property
     def episodes(self) -> int:
@@ -95,6 +100,31 @@ def _inject_harmful_lesson(settings: Settings, at_ms: int) -> str:
     publish_events(settings.bootstrap, Topics(settings.topic_prefix).experiences,
                    [(lesson.experience_id.encode(), lesson)])
     return lesson.experience_id
+
+
+class PipelinePace:
+    """Waits until the processors and the sinks have committed every record written before the
+    call: the episodes, then what the processors derived from them (a second round). The demo's
+    claim is "stops failing by the next interaction", which holds only if the next interaction
+    comes after the pipeline; on a busy machine the fleets wait rather than outrun it."""
+
+    def __init__(self, settings: Settings, timeout_s: float = 30.0) -> None:
+        self.probe, self.groups = LagProbe(settings.bootstrap), pipeline_groups(settings)
+        self.topics = sorted({t for topics in self.groups.values() for t in topics})
+        self.timeout_s, self.lock = timeout_s, threading.Lock()
+
+    def wait(self) -> None:
+        deadline = time.monotonic() + self.timeout_s
+        with self.lock:  # one probe at a time; the agents behind it find the pipeline caught up
+            for _ in range(2):
+                ends = self.probe.end_offsets(self.topics)
+                while any(lag.behind for lag in self.probe.lags(self.groups, ends)):
+                    if time.monotonic() > deadline:
+                        return
+                    time.sleep(0.05)
+
+    def close(self) -> None:
+        self.probe.close()
 
 
 class Progress:
@@ -177,11 +207,20 @@ def run_demo(settings: Settings, config: DemoConfig) -> tuple[dict[str, list[Tim
     payments = world.drift(PAYMENTS_REQUIRED_CURRENCY).index
     injected: list[str] = []
 
+    pace = PipelinePace(demo) if config.pace_by_pipeline else None
+
     def think(lessons: list[Recalled]) -> list[Recalled]:
         time.sleep(config.think_s)
         return lessons
 
+    def static_recall(task: str, user: str | None, tools: list[str]) -> list[Recalled]:
+        if pace is not None:
+            pace.wait()
+        return think([])
+
     def learning_recall(task: str, user: str | None, tools: list[str]) -> list[Recalled]:
+        if pace is not None:
+            pace.wait()
         found = recall(task, agent=AGENT, tenant=FLEETS["learning"], user=user, tools=tools,
                        k=5, settings=demo)
         return think(found)
@@ -194,8 +233,7 @@ def run_demo(settings: Settings, config: DemoConfig) -> tuple[dict[str, list[Tim
     recorders = {name: Recorder(agent=AGENT, tenant=tenant, settings=demo)
                  for name, tenant in FLEETS.items()}
     fleets = {
-        "static": Fleet("static", world, recorders["static"], lambda t, u, x: think([]),
-                        seed=config.seed),
+        "static": Fleet("static", world, recorders["static"], static_recall, seed=config.seed),
         "learning": Fleet("learning", world, recorders["learning"], learning_recall,
                           seed=config.seed),
     }
@@ -222,6 +260,8 @@ def run_demo(settings: Settings, config: DemoConfig) -> tuple[dict[str, list[Tim
         progress.stop.set()
         for recorder in recorders.values():
             recorder.close()
+        if pace is not None:
+            pace.close()
         service.terminate()
         service.wait(60)
     figures = [adaptation(d, runs["learning"], runs["static"]) for d in world.drifts

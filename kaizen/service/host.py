@@ -199,13 +199,27 @@ def restore_behavior(settings: Settings, behavior: Behavior, tail: SnapshotTail)
     return replayed
 
 
+def processors_topics(settings: Settings) -> list[str]:
+    """What the processors' group reads: the episodes and their own internal hops."""
+    prefix = settings.topic_prefix
+    return [Topics(prefix).episodes, f"{prefix}.{TOOL_RESULTS_TOPIC}", f"{prefix}.{CURATION_TOPIC}"]
+
+
+def pipeline_groups(settings: Settings) -> dict[str, list[str]]:
+    """The processors' and the sinks' consumer groups and the topics each reads. Both commit
+    after their outputs are written, so once every group has committed the end of its topics
+    (`streams.lag.wait_drained`), nothing is in flight."""
+    topics = Topics(settings.topic_prefix)
+    return {f"{settings.topic_prefix}-processors": processors_topics(settings),
+            sinks_group(settings): [topics.episodes, topics.signals, topics.patterns,
+                                    topics.experiences, topics.snapshots]}
+
+
 def make_health(settings: Settings, runner: SinkRunner, probe: LagProbe) -> Health:
     """/health: the sinks' and processors' groups (the processors' internal topics included)."""
-    topics = Topics(settings.topic_prefix)
-    processors_topics = [topics.episodes, f"{settings.topic_prefix}.{TOOL_RESULTS_TOPIC}",
-                         f"{settings.topic_prefix}.{CURATION_TOPIC}"]
     groups = {"sinks": GroupWatch(runner.group, runner.topics),
-              "processors": GroupWatch(f"{settings.topic_prefix}-processors", processors_topics)}
+              "processors": GroupWatch(f"{settings.topic_prefix}-processors",
+                                       processors_topics(settings))}
     return Health(probe, groups, stall_seconds=settings.health_stall_seconds,
                   max_lag=settings.health_max_lag)
 
