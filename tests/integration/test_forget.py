@@ -16,7 +16,7 @@ from kaizen.streams.personal import codec_with_keys
 from kaizen.streams.replay import Bounds, TopicReader
 from kaizen.streams.topics import Topics
 from tests.integration.kafka_helpers import make_recorder, make_topics
-from tests.integration.store_dump import stores_text, topics_text
+from tests.integration.store_dump import every_topic_text, stores_text, topics_text
 from tests.integration.test_service import _free_port, _get, _post
 from tests.integration.workers import start_worker, stop_worker, wait_until_stable, worker_env
 
@@ -93,6 +93,16 @@ def test_forget_a_user_everywhere_and_others_keep_their_lessons(
     assert BOB in decoded and BOB in live  # the dumps do see personal text of kept users
     for where, text in (("raw topics", raw), ("decoded topics", decoded), ("stores", live)):
         assert ALICE not in text, where
+    # every topic the broker lists for the deployment, internal ones and changelogs included
+    everything = every_topic_text(bootstrap, unique_topic_prefix, codec_with_keys(keys))
+    internal = {f"{unique_topic_prefix}.tool-results-v1", f"{unique_topic_prefix}.curation-v1",
+                topics.deadletter, topics.privacy,
+                *(f"{unique_topic_prefix}-processors-{table}-changelog"
+                  for table in ("episodes-v1", "patterns-v1", "curation-v1"))}
+    assert internal <= set(everything), sorted(everything)
+    assert BOB in everything[f"{unique_topic_prefix}.curation-v1"]  # decoded: kept users read
+    leaks = sorted(topic for topic, text in everything.items() if ALICE in text)
+    assert not leaks, f"{ALICE} still readable in {leaks}"
 
     settings = load_settings(kafka_bootstrap=bootstrap, topic_prefix=unique_topic_prefix,
                              home=home, encrypt_personal=True)
