@@ -164,9 +164,9 @@ class StoredEpisode:
 class AssembleStep:
     """Episode events -> signals and forwarded tool results; closes idle episodes by event time.
 
-    Per partition it keeps a watermark (largest event time seen) and an activity index (episode
-    id -> last event time, closed), rebuilt from the table after a (re)start, so the idle scan
-    never has to decode every stored episode."""
+    Per partition it keeps a watermark (largest event time seen) and an activity index (table
+    key = tenant/agent/episode id -> last event time, closed), rebuilt from the table after a
+    (re)start, so the idle scan never has to decode every stored episode."""
 
     def __init__(self, folds: RecordFolds) -> None:
         self.folds, self.config = folds, folds.config
