@@ -116,6 +116,10 @@ class Settings(BaseSettings):
     kafka_sasl_mechanism: str = Field("SCRAM-SHA-512", description="SASL mechanism.")
     kafka_security_protocol: str = Field("SASL_PLAINTEXT", description="With a username: "
                                          "SASL_PLAINTEXT (local) or SASL_SSL (a real cluster).")
+    kafka_processor_username: str = Field("", description="SASL user of the processors that "
+                                          "`kaizen serve` starts (its child; `processor` with "
+                                          "`up --secure`); empty: this process's user.")
+    kafka_processor_password: SecretStr | None = Field(None, description="Its password.")
 
     @property
     def kafka_client(self) -> dict[str, str]:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import ssl
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, Protocol
 
@@ -81,10 +82,21 @@ def _record(event: faust.EventT) -> Record:
                   message.value or b"", int((message.timestamp or 0) * 1000))
 
 
+def _credentials(config: ProcessorConfig) -> faust.SASLCredentials | None:
+    """The worker's SASL login for faust (its consumers, producer and topic admin)."""
+    login = config.login
+    if login is None:
+        return None
+    context = ssl.create_default_context() if login.protocol == "SASL_SSL" else None
+    return faust.SASLCredentials(username=login.username, password=login.password,
+                                 mechanism=login.mechanism, ssl_context=context)
+
+
 def _faust_app(app_id: str, config: ProcessorConfig) -> faust.App:
     return faust.App(
         app_id,
         broker=f"kafka://{config.bootstrap}",
+        broker_credentials=_credentials(config),
         store="memory://",
         datadir=str(config.data_dir),
         key_serializer="json",  # tables: str keys, dict states

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from kaizen.schemas.boundary import Limits
@@ -14,6 +14,21 @@ PATTERNS_TABLE = "patterns-v1"
 CURATION_TABLE = "curation-v1"
 TOOL_RESULTS_TOPIC = "tool-results-v1"  # episode ToolResult events re-keyed by agent
 CURATION_TOPIC = "curation-v1"  # signals re-keyed by curation key
+
+
+@dataclass(frozen=True)
+class KafkaLogin:
+    """The processors' SASL identity (`kaizen up --secure`: the `processor` user)."""
+
+    username: str
+    password: str = field(repr=False)
+    mechanism: str = "SCRAM-SHA-512"
+    protocol: str = "SASL_PLAINTEXT"  # or SASL_SSL
+
+    def librdkafka(self) -> dict[str, str]:
+        """The same login for confluent-kafka clients (admin, topic creation)."""
+        return {"security.protocol": self.protocol, "sasl.mechanism": self.mechanism,
+                "sasl.username": self.username, "sasl.password": self.password}
 
 
 @dataclass(frozen=True)
@@ -33,6 +48,7 @@ class ProcessorConfig:
     keys_path: Path | None = None  # per-user key store: personal fields encrypted (forgetting)
     limits: Limits = Limits()  # what an input record may be (size, event time)
     fold_attempts: int = 3  # tries of a record whose fold raises, before it is dead-lettered
+    login: KafkaLogin | None = None  # SASL; None: an open broker
 
     def internal(self, name: str) -> str:
         return f"{self.prefix}.{name}"

@@ -10,12 +10,13 @@ from typing import TypeVar
 from kaizen.processors.config import CURATION_TOPIC, TOOL_RESULTS_TOPIC, ProcessorConfig
 from kaizen.processors.learning import curation, episodes, patterns
 from kaizen.processors.learning.signatures import error_signature
+from kaizen.processors.sealing import StateSealer
 from kaizen.schemas import model
 from kaizen.schemas.boundary import admit
 from kaizen.schemas.codec import Codec, DecodeError
 from kaizen.schemas.dead_letters import dead_letter, dead_letter_key
 from kaizen.schemas.scope import InvalidName, check_scope, scope_key
-from kaizen.streams.personal import codec_with_keys
+from kaizen.streams.personal import CipherCodec, codec_with_keys
 from kaizen.streams.topics import Topics
 
 T = TypeVar("T")
@@ -48,6 +49,8 @@ class RecordFolds:
         self.config = config
         self.topics = Topics(config.prefix)
         self.codec = codec or codec_with_keys(config.keys_path)
+        cipher = self.codec.cipher if isinstance(self.codec, CipherCodec) else None
+        self.sealer = StateSealer(cipher)  # table states of users under their keys
 
     def dead_letter(self, record: Record, component: str, error: BaseException,
                     reason: str | None = None) -> Outgoing:

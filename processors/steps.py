@@ -34,8 +34,10 @@ from kaizen.processors.folding import Outgoing, Record, RecordFolds
 from kaizen.processors.learning.curation import CurationState
 from kaizen.processors.learning.episodes import EpisodeState
 from kaizen.processors.learning.patterns import PatternState
+from kaizen.processors.sealing import StateSealer
 from kaizen.schemas.dead_letters import failure_reason
 from kaizen.schemas.model import EpisodeEvent, Signal
+from kaizen.schemas.scope import scope_key
 
 S = TypeVar("S")
 E = TypeVar("E")
@@ -84,7 +86,8 @@ class DictStore(dict[str, Any]):
 class StateCache(Generic[S]):
     """The states one batch touches: loaded from the store on first use, written back once."""
 
-    def __init__(self, store: Store, load: Callable[[Any], S], dump: Callable[[S], Any]) -> None:
+    def __init__(self, store: Store, load: Callable[[Any], S | None],
+                 dump: Callable[[S], Any]) -> None:
         self._store, self._load, self._dump = store, load, dump
         self._states: dict[str, S | None] = {}
         self._dirty: dict[str, int] = {}  # key -> partition, in the order first changed
@@ -134,35 +137,47 @@ class Batch:
 
 @dataclass
 class StoredEpisode:
-    """An episode's state and the partition it lives in (for the idle scan of that partition)."""
+    """An episode's state and the partition it lives in (for the idle scan of that partition).
+    Stored sealed under the episode's user's key when encryption is on (`processors/sealing.py`);
+    a forgotten user's episode loads as None."""
 
     partition: int
     state: EpisodeState
 
     @staticmethod
-    def load(stored: dict[str, Any]) -> StoredEpisode:
-        return StoredEpisode(stored["partition"], EpisodeState.from_dict(stored["episode"]))
+    def loader(sealer: StateSealer) -> Callable[[dict[str, Any]], StoredEpisode | None]:
+        def load(stored: dict[str, Any]) -> StoredEpisode | None:
+            episode = sealer.open_episode(stored["episode"])
+            if episode is None:
+                return None
+            return StoredEpisode(stored["partition"], EpisodeState.from_dict(episode))
+        return load
 
-    def dump(self) -> dict[str, Any]:
-        return {"partition": self.partition, "episode": self.state.to_dict()}
+    @staticmethod
+    def dumper(sealer: StateSealer) -> Callable[[StoredEpisode], dict[str, Any]]:
+        def dump(stored: StoredEpisode) -> dict[str, Any]:
+            return {"partition": stored.partition,
+                    "episode": sealer.seal_episode(stored.state.to_dict())}
+        return dump
 
 
 class AssembleStep:
     """Episode events -> signals and forwarded tool results; closes idle episodes by event time.
 
-    Per partition it keeps a watermark (largest event time seen) and an activity index (episode
-    id -> last event time, closed), rebuilt from the table after a (re)start, so the idle scan
-    never has to decode every stored episode."""
+    Per partition it keeps a watermark (largest event time seen) and an activity index (table
+    key = tenant/agent/episode id -> last event time, closed), rebuilt from the table after a
+    (re)start, so the idle scan never has to decode every stored episode."""
 
     def __init__(self, folds: RecordFolds) -> None:
         self.folds, self.config = folds, folds.config
+        self._load = StoredEpisode.loader(folds.sealer)
+        self._dump = StoredEpisode.dumper(folds.sealer)
         self._watermarks: dict[int, int] = {}
         self._last_scan: dict[int, int] = {}
         self._activity: dict[int, dict[str, tuple[int, bool]]] = {}
 
     def process(self, table: Store, records: Sequence[Record], careful: bool = False) -> Batch:
-        cache: StateCache[StoredEpisode] = StateCache(table, StoredEpisode.load,
-                                                      StoredEpisode.dump)
+        cache: StateCache[StoredEpisode] = StateCache(table, self._load, self._dump)
         out: list[Outgoing] = []
         marks = dict(self._watermarks), dict(self._last_scan)
         try:
@@ -181,7 +196,8 @@ class AssembleStep:
         decoded = self.folds.decode_episode_event(record, "assemble")
         if isinstance(decoded, Outgoing):
             return [decoded]
-        key = decoded.episode_id
+        # episode ids are the agents' own: two tenants (or agents) may both have an "ep-1"
+        key = scope_key(decoded.tenant, decoded.agent, decoded.episode_id)
 
         def fold(stored: StoredEpisode | None) -> tuple[EpisodeState, list[Outgoing]]:
             return self.folds.assemble(stored.state if stored else None, record, decoded)
@@ -214,8 +230,9 @@ class AssembleStep:
                if last <= watermark - (cfg.linger_ms if closed else cfg.idle_ms)]
         for episode_id in due:
             stored = cache.get(episode_id)
-            if stored is None:
+            if stored is None:  # gone, or its user forgotten: drop what the table still has
                 activity.pop(episode_id, None)
+                cache.set(episode_id, None, partition)
                 continue
             state, sent = self.folds.close_idle(stored.state, watermark)
             if state is not stored.state:
@@ -249,7 +266,7 @@ class KeyedStep(Generic[E, S]):
     def __init__(self, component: str, folds: RecordFolds, decode: Callable[[Record], E | Outgoing],
                  key_of: Callable[[Record, E], str],
                  fold: Callable[[S | None, E], tuple[S, list[Outgoing]]],
-                 load: Callable[[Any], S], dump: Callable[[S], Any]) -> None:
+                 load: Callable[[Any], S | None], dump: Callable[[S], Any]) -> None:
         self._component, self._folds = component, folds
         self._decode, self._key_of, self._fold = decode, key_of, fold
         self._load, self._dump = load, dump
@@ -291,6 +308,8 @@ def aggregate_step(folds: RecordFolds) -> KeyedStep[EpisodeEvent, PatternState]:
 
 def curate_step(folds: RecordFolds) -> KeyedStep[Signal, CurationState]:
     """Signals re-keyed by curation key -> experiences."""
+    sealer = folds.sealer
     return KeyedStep("curate", folds, lambda record: folds.decode_signal(record, "curate"),
                      lambda record, signal: (record.key or b"").decode(), folds.curate,
-                     CurationState.from_dict, CurationState.to_dict)
+                     lambda stored: CurationState.from_dict(sealer.open_curation(stored)),
+                     lambda state: sealer.seal_curation(state.to_dict()))

@@ -82,6 +82,7 @@ def role_grants(prefix: str, processors_app: str | None = None) -> list[Grant]:
         *_topic("service", t.snapshots, W),
         *_topic("service", t.deadletter, W),
         *_topic("service", t.privacy, W),  # forget receipts
+        *_topic("service", t.episodes, W),  # the OTLP receiver records the spans it is sent
         _group("service", prefix),
         _group("service", "kaizen-"),
     ]

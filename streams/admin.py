@@ -14,7 +14,7 @@ from kaizen.streams.topics import TopicSpec, catalog
 @dataclass(frozen=True)
 class TopicReport:
     name: str
-    action: str  # "created" | "exists"
+    action: str  # "created" | "exists" | "no-access" (ACLs: another role's topic)
     partitions: int
 
 
@@ -49,6 +49,12 @@ def create_topics(
                 futures[spec.name(prefix)].result(timeout)
                 reports.append(TopicReport(spec.name(prefix), "created", spec.partitions))
             except KafkaException as error:
+                if "TOPIC_AUTHORIZATION_FAILED" in str(error):
+                    # with ACLs a principal sees (and may create) only the topics of its role:
+                    # the others are the admin's (`kaizen up --secure`); its clients fail loudly
+                    # on a topic they need and cannot reach
+                    reports.append(TopicReport(spec.name(prefix), "no-access", 0))
+                    continue
                 if "TOPIC_ALREADY_EXISTS" not in str(error):
                     raise
                 reports.append(TopicReport(spec.name(prefix), "exists", spec.partitions))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from confluent_kafka import Consumer, Message, Producer
@@ -33,6 +34,16 @@ def consumer_config(bootstrap: str, group_id: str, **overrides: Any) -> dict[str
     }
     config.update(overrides)
     return config
+
+
+#: Client settings that say who a client is (SASL, TLS): shared by its producers and consumers.
+LOGIN_PREFIXES = ("security.", "sasl.", "ssl.")
+
+
+def login_of(config: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The identity part of a client configuration (e.g. a Recorder's producer overrides),
+    for the other clients of the same component."""
+    return {k: v for k, v in (config or {}).items() if k.startswith(LOGIN_PREFIXES)}
 
 
 def consume_ready(consumer: Consumer, max_records: int, timeout: float) -> list[Message]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPartition
 
@@ -35,11 +36,12 @@ class EventConsumer:
 
     def __init__(self, bootstrap: str, group_id: str, topics: Mapping[str, str] | Sequence[str],
                  deadletter: str, component: str, *, limits: Limits | None = None,
-                 letters_by_others: Collection[str] = (), codec: Codec | None = None) -> None:
+                 letters_by_others: Collection[str] = (), codec: Codec | None = None,
+                 client: Mapping[str, Any] | None = None) -> None:
         self._kinds = dict(topics) if isinstance(topics, Mapping) else {t: "" for t in topics}
-        self._consumer = Consumer(consumer_config(bootstrap, group_id))
+        self._consumer = Consumer(consumer_config(bootstrap, group_id, **(client or {})))
         self._consumer.subscribe(list(self._kinds))
-        self._dead = Producer(producer_config(bootstrap))
+        self._dead = Producer(producer_config(bootstrap, **(client or {})))
         self._deadletter, self._component = deadletter, component
         self._limits, self._others = limits or Limits(), frozenset(letters_by_others)
         self._codec = codec or Codec()  # a CipherCodec opens personal fields (streams/personal)

@@ -3,6 +3,9 @@ receiver): the record goes to `kaizen.deadletter` with its reason, and the calle
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from confluent_kafka import Producer
 
 from kaizen.schemas import model
@@ -13,12 +16,14 @@ from kaizen.streams.clients import producer_config
 class DeadLetterWriter:
     """`write(letter)` queues one dead letter keyed by its id; `close()` delivers what it can."""
 
-    def __init__(self, bootstrap: str, topic: str) -> None:
+    def __init__(self, bootstrap: str, topic: str, client: Mapping[str, Any] | None = None
+                 ) -> None:
         self.topic = topic
         self.written = 0
         self.failed = 0
         self._codec = Codec()
-        self._producer = Producer(producer_config(bootstrap, **{"message.timeout.ms": 300_000}))
+        self._producer = Producer(producer_config(bootstrap, **{"message.timeout.ms": 300_000},
+                                                  **(client or {})))
 
     def write(self, letter: model.DeadLetter) -> None:
         try:

@@ -8,15 +8,17 @@ idempotently, with the episode topics' partition count.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
 
 def ensure_topics(bootstrap: str, names: Sequence[str], partitions: int,
-                  replication: int = 1, timeout: float = 30.0) -> None:
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+                  replication: int = 1, timeout: float = 30.0,
+                  client: Mapping[str, Any] | None = None) -> None:
+    admin = AdminClient({"bootstrap.servers": bootstrap, **(client or {})})
     existing = admin.list_topics(timeout=timeout).topics
     missing = [n for n in names if n not in existing]
     if not missing:

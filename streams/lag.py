@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from confluent_kafka import (
     ConsumerGroupTopicPartitions,
@@ -52,8 +53,8 @@ class LagProbe:
     """Reads end offsets and committed offsets in batched admin requests (one per kind and
     group), so a probe stays cheap on a loaded broker; close after use."""
 
-    def __init__(self, bootstrap: str) -> None:
-        self._admin = AdminClient({"bootstrap.servers": bootstrap})
+    def __init__(self, bootstrap: str, client: Mapping[str, Any] | None = None) -> None:
+        self._admin = AdminClient({"bootstrap.servers": bootstrap, **(client or {})})
         self._partitions: dict[str, list[int]] = {}
 
     def _partitions_of(self, topics: Sequence[str]) -> list[tuple[str, int]]:

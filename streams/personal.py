@@ -15,6 +15,7 @@ emit hot path of anonymous traffic is unchanged. The associated data binds a cip
 from __future__ import annotations
 
 import base64
+import json
 import os
 import sqlite3
 import threading
@@ -112,6 +113,18 @@ class PersonalCipher:
         """The event with its personal fields readable again, or `<forgotten>` once the key is
         gone (`{}` for arguments)."""
         return self._map(event, self._decrypt, create=False)
+
+    def seal_value(self, tenant: str, user: str, value: Any) -> str:
+        """A JSON-able value (a processor's state) as one ciphertext under the user's key."""
+        key = self.keys.key(tenant, user, create=True)
+        text = json.dumps(value, separators=(",", ":"))
+        return self._encrypt("", text, key, f"{tenant}\x1f{user}".encode())
+
+    def open_value(self, tenant: str, user: str, sealed: str) -> Any | None:
+        """Inverse of `seal_value`; None once the user is forgotten (or the text was moved)."""
+        key = self.keys.key(tenant, user, create=False)
+        text = self._decrypt("", sealed, key, f"{tenant}\x1f{user}".encode())
+        return None if text in (FORGOTTEN, UNREADABLE) else json.loads(text)
 
     def _map(self, event: Any, fn: Any, *, create: bool) -> Any:
         user = getattr(event, "user", None)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from confluent_kafka import Producer
 
@@ -12,10 +13,13 @@ from kaizen.streams.clients import producer_config
 
 
 def publish_events(bootstrap: str, topic: str, keyed: Sequence[tuple[bytes, model.Event]],
-                   producer: Producer | None = None) -> list[int]:
-    """Write (key, event) pairs in order; returns their offsets, raises if any was not written."""
+                   producer: Producer | None = None, client: Mapping[str, Any] | None = None
+                   ) -> list[int]:
+    """Write (key, event) pairs in order; returns their offsets, raises if any was not written.
+    `client`: this process's Kafka login (SASL), `Settings.kafka_client`."""
     codec = Codec()
-    producer = producer or Producer(producer_config(bootstrap, **{"linger.ms": 0}))
+    producer = producer or Producer(producer_config(bootstrap, **{"linger.ms": 0},
+                                                    **(client or {})))
     offsets: list[int] = []
     errors: list[str] = []
 

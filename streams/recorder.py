@@ -28,7 +28,7 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from kaizen.schemas import model
 from kaizen.schemas.codec import Codec
 from kaizen.schemas.scope import check_scope
-from kaizen.streams.clients import producer_config
+from kaizen.streams.clients import login_of, producer_config
 from kaizen.streams.episode import Episode
 from kaizen.streams.limits import MAX_EVENT_BYTES, fit_event, limiter
 from kaizen.streams.redaction import Redactor
@@ -98,7 +98,8 @@ class Recorder:
         self._pump.start()
         self._tail = None
         if follow_snapshots:  # stamp events with the scope's active snapshot as it changes
-            self._tail = SnapshotTail(bootstrap, follow_snapshots, self._on_snapshot).start()
+            self._tail = SnapshotTail(bootstrap, follow_snapshots, self._on_snapshot,
+                                      client=login_of(producer_overrides)).start()
 
     # --- the agent-facing API ----------------------------------------------------------------
 

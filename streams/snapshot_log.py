@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import structlog
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Producer, TopicPartition
@@ -29,9 +30,10 @@ class SnapshotTail:
     """A thread that replays the snapshot log from offset 0 and then follows it."""
 
     def __init__(self, bootstrap: str, topic: str, on_event: OnSnapshotEvent,
-                 poll_interval: float = 0.05) -> None:
+                 poll_interval: float = 0.05, client: Mapping[str, Any] | None = None) -> None:
         self._consumer = Consumer(consumer_config(  # short fetch waits: activations spread fast
-            bootstrap, f"kaizen-tail-{uuid.uuid4().hex}", **{"fetch.wait.max.ms": 10}))
+            bootstrap, f"kaizen-tail-{uuid.uuid4().hex}", **{"fetch.wait.max.ms": 10},
+            **(client or {})))
         self._topic, self._on_event, self._interval = topic, on_event, poll_interval
         self._codec = Codec()
         self._stop = threading.Event()
@@ -97,7 +99,8 @@ def scope_key(tenant: str, agent: str) -> bytes:
 
 
 def publish(bootstrap: str, topic: str, events: Sequence[model.SnapshotEvent],
-            producer: Producer | None = None) -> list[int]:
+            producer: Producer | None = None, client: Mapping[str, Any] | None = None
+            ) -> list[int]:
     """Append lifecycle events keyed by scope, waiting for the broker; returns their offsets."""
     keyed = [(scope_key(e.tenant, e.agent), e) for e in events]
-    return publish_events(bootstrap, topic, keyed, producer)
+    return publish_events(bootstrap, topic, keyed, producer, client)

@@ -43,7 +43,8 @@ def register(sub: Any) -> None:
 
 def _letters(args: argparse.Namespace, settings: Settings) -> list[model.DeadLetter]:
     letters = [letter for _, letter in read_letters(settings.bootstrap,
-                                                    Topics(settings.topic_prefix).deadletter)]
+                                                    Topics(settings.topic_prefix).deadletter,
+                                                    settings.kafka_client)]
     if getattr(args, "component", None):
         letters = [d for d in letters if d.component == args.component]
     if getattr(args, "error_type", None):
@@ -94,12 +95,12 @@ def _replay(args: argparse.Namespace, settings: Settings, letters: list[model.De
         return 1
     records, missing = [], []
     for letter in chosen:
-        found = original(settings.bootstrap, letter)
+        found = original(settings.bootstrap, letter, client=settings.kafka_client)
         if found is None or found[1] is None:
             missing.append(letter.event_id)
             continue
         records.append((args.to or letter.source_topic, found[0], found[1]))
-    written = republish(settings.bootstrap, records)
+    written = republish(settings.bootstrap, records, settings.kafka_client)
     print(f"replayed {written} of {len(chosen)} records"
           + (f"; no longer retained: {', '.join(missing)}" if missing else ""))
     return 0 if written == len(chosen) else 1

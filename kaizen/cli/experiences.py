@@ -39,7 +39,8 @@ def shown_note(shown: int, matched: int) -> str | None:
 
 def list_experiences(args: argparse.Namespace, settings: Settings) -> int:
     experiences, matched = _selected(
-        latest_experiences(settings.bootstrap, Topics(settings.topic_prefix).experiences), args
+        latest_experiences(settings.bootstrap, Topics(settings.topic_prefix).experiences,
+                           settings.kafka_client), args
     )
     note = shown_note(len(experiences), matched)
     if note:

@@ -40,7 +40,7 @@ def replay_range(args: argparse.Namespace, settings: Settings) -> int:
             parse_time_ms(args.to_time),
         )
         reader = TopicReader(settings.bootstrap, resolve_topic(args.topic, settings.topic_prefix),
-                             bounds)
+                             bounds, client=settings.kafka_client)
     except ValueError as error:
         print(f"kaizen replay: {error}", file=sys.stderr)
         return 2

@@ -20,7 +20,7 @@ from kaizen.streams.topics import Topics
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     topic = Topics(settings.topic_prefix).snapshots
-    log = read_log(settings.bootstrap, topic)
+    log = read_log(settings.bootstrap, topic, settings.kafka_client)
     command = args.snapshots_command
     if command == "list":
         scope = scope_of(args.tenant, args.agent) if args.tenant and args.agent else None
@@ -55,7 +55,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     except ValueError as error:
         print(f"kaizen snapshots {command}: {error}", file=sys.stderr)
         return 2
-    offsets = publish(settings.bootstrap, topic, events)
+    offsets = publish(settings.bootstrap, topic, events, client=settings.kafka_client)
     for event, offset in zip(events, offsets, strict=True):
         print(f"{event.action:<11} {event.snapshot_id} at offset {offset}")
     return 0

@@ -55,7 +55,8 @@ def _snapshot_log(settings: Settings) -> SnapshotLog:
     """The snapshot log folded from offset 0; empty (all proposed lessons) if the broker is not
     reachable, which is said in the log: recall must not block an agent."""
     try:
-        return read_log(settings.bootstrap, Topics(settings.topic_prefix).snapshots)
+        return read_log(settings.bootstrap, Topics(settings.topic_prefix).snapshots,
+                        settings.kafka_client)
     except Exception as exc:  # noqa: BLE001 - any broker failure: serve, and say so
         log.warning("recall without the snapshot log", error=str(exc))
         return SnapshotLog()

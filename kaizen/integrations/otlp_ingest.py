@@ -57,8 +57,9 @@ def recorder_factory(settings: Settings) -> RecorderFactory:
         return Recorder(agent, tenant, bootstrap=settings.bootstrap, topic=topics.episodes,
                         spool_dir=settings.spool_dir / f"otlp-{digest}",
                         spool_max_bytes=settings.spool_max_bytes,
-                        codec=codec_for(settings.schema_registry_url),
-                        follow_snapshots=topics.snapshots)
+                        codec=codec_for(settings.schema_registry_url, settings.personal_keys),
+                        follow_snapshots=topics.snapshots,
+                        producer_overrides=settings.kafka_client)
 
     return make
 
@@ -82,7 +83,8 @@ class OtlpReceiver:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> OtlpReceiver:
-        writer = DeadLetterWriter(settings.bootstrap, Topics(settings.topic_prefix).deadletter)
+        writer = DeadLetterWriter(settings.bootstrap, Topics(settings.topic_prefix).deadletter,
+                                  settings.kafka_client)
         return cls(recorder_factory(settings), writer, idle_seconds=settings.otlp_idle_seconds)
 
     def export(self, spans: Sequence[Span], rejections: Sequence[tuple[str, str]] = (),

@@ -2,17 +2,25 @@
 
 Tokens carry an identity, roles and tenants. Roles:
 
-    reader    GET the dashboard data, /experiences, /analytics/*, /snapshots; POST /recall
+    recall    POST /recall, for any user of the token's tenants (an agent's back end serves
+              many users and names the one it serves)
+    reader    GET the dashboard data, /experiences, /analytics/*, /snapshots (and recall)
     operator  approve / reject / activate / roll back snapshots (and read: an operator must see
               what they approve)
     ingest    send episodes over HTTP (OTLP /v1/traces)
+
+A token may be bound to one user (`"user": "alice"`, recall role only): a client that acts for
+that user alone (a user's own app or browser). It recalls as that user whether or not the body
+names one, and naming anyone else is refused (403): it cannot claim another user's preferences.
 
 Every role holds only for the token's tenants (`"*"`: every tenant). Tokens are configured as
 JSON, in `KAIZEN_API_TOKENS` or the file `KAIZEN_API_TOKENS_FILE`:
 
     {"<token>": {"identity": "alice", "roles": ["operator"], "tenants": ["acme"]},
      "sha256:<hex of the token's sha256>": {"identity": "bot", "roles": ["ingest"],
-                                             "tenants": "*"}}
+                                             "tenants": "*"},
+     "<token>": {"identity": "app-alice", "roles": ["recall"], "tenants": ["acme"],
+                 "user": "alice"}}
 
 Only digests are kept in memory and compared; no token ever appears in a message, a repr or a
 log line. Tokens are required when `serve` binds beyond loopback (refusing to start without any)
@@ -40,7 +48,7 @@ from typing import Any, Literal, Protocol
 
 from kaizen.schemas.scope import name_problem
 
-Role = Literal["reader", "operator", "ingest"]
+Role = Literal["recall", "reader", "operator", "ingest"]
 
 
 class Headers(Protocol):
@@ -49,9 +57,10 @@ class Headers(Protocol):
     def get(self, name: str, /) -> Any: ...
 
 
-ROLES: tuple[Role, ...] = ("reader", "operator", "ingest")
+ROLES: tuple[Role, ...] = ("recall", "reader", "operator", "ingest")
 #: Roles a role brings with it.
-IMPLIED: dict[str, frozenset[str]] = {"operator": frozenset({"reader"})}
+IMPLIED: dict[str, frozenset[str]] = {"reader": frozenset({"recall"}),
+                                      "operator": frozenset({"reader", "recall"})}
 #: Shortest token accepted: a guessable token is no authentication.
 MIN_TOKEN_CHARS = 16
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
@@ -64,6 +73,7 @@ class Principal:
     identity: str
     roles: frozenset[str]
     tenants: frozenset[str] | None  # None: every tenant
+    user: str | None = None  # bound to one user: recalls as that user only
 
     def has(self, role: str) -> bool:
         return role in self.roles
@@ -162,10 +172,15 @@ def _principal(spec: Any, position: int) -> Principal:
         allowed = frozenset(tenants)
     else:
         raise ValueError(f"API token of {identity!r}: tenants must be \"*\" or a list of names")
+    user = spec.get("user")
+    if user is not None and (not isinstance(user, str) or name_problem("user", user)
+                             or roles != ["recall"] or allowed is None):
+        raise ValueError(f"API token of {identity!r}: a user-bound token needs a user name, "
+                         "roles [\"recall\"] and a list of tenants")
     granted = set(roles)
     for role in roles:
         granted |= IMPLIED.get(role, frozenset())
-    return Principal(identity, frozenset(granted), allowed)
+    return Principal(identity, frozenset(granted), allowed, user)
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,6 +251,18 @@ def permit(principal: Principal, role: Role, tenant: str | None = None) -> Decis
         return Decision(403, f"{principal.identity!r} has no access to tenant {tenant!r}",
                         principal)
     return Decision(200, principal=principal)
+
+
+def recall_user(principal: Principal, requested: str | None) -> tuple[str | None,
+                                                                    Decision | None]:
+    """The user a recall is for: the requested one, or the token's own user for a user-bound
+    token, which may not name anyone else (403)."""
+    if principal.user is None:
+        return requested, None
+    if requested is not None and requested != principal.user:
+        return None, Decision(403, f"{principal.identity!r} may recall only as its own user",
+                              principal)
+    return principal.user, None
 
 
 def check_post(headers: Headers) -> Decision | None:

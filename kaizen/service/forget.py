@@ -53,7 +53,7 @@ def forget(settings: Settings, stores: Stores, tenant: str, user: str,
         key_deleted=key_deleted, rows_deleted=done.rows_deleted,
         lessons_withdrawn=done.withdrawn, lessons_trimmed=done.trimmed)
     publish_events(settings.bootstrap, Topics(settings.topic_prefix).privacy,
-                   [(f"{tenant}/{user}".encode(), receipt)])
+                   [(f"{tenant}/{user}".encode(), receipt)], client=settings.kafka_client)
     return receipt
 
 

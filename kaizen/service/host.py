@@ -57,7 +57,8 @@ class SinkRunner:
         self.consumer = EventConsumer(settings.bootstrap, self.group, kinds, topics.deadletter,
                                       "sinks", limits=settings.limits,
                                       letters_by_others=[topics.episodes],
-                                      codec=codec_with_keys(settings.personal_keys))
+                                      codec=codec_with_keys(settings.personal_keys),
+                                      client=settings.kafka_client)
         self.library_sink = LibrarySink(stores.library, stores.index)
         self.library_sink.setup()
         self.stores = stores
@@ -154,8 +155,21 @@ def make_behavior(settings: Settings, stores: Stores, policy: Policy | None = No
     topic = Topics(settings.topic_prefix).snapshots
     tools = frozenset(t.strip() for t in settings.high_risk_tools.split(",") if t.strip())
     policy = policy or Policy(max_auto_change=settings.max_auto_change, high_risk_tools=tools)
-    return Behavior(stores.index, lambda events: publish(settings.bootstrap, topic, events),
+    client = settings.kafka_client
+    return Behavior(stores.index,
+                    lambda events: publish(settings.bootstrap, topic, events, client=client),
                     policy=policy, evaluators=evaluators)
+
+
+def processors_env(settings: Settings) -> dict[str, str]:
+    """What the processors child's environment changes: logged in as the processors' Kafka
+    user when one is configured (with ACLs the service's user may not write what they
+    derive, nor the processors the snapshot log)."""
+    if not settings.kafka_processor_username:
+        return {}
+    password = settings.kafka_processor_password
+    return {"KAIZEN_KAFKA_USERNAME": settings.kafka_processor_username,
+            "KAIZEN_KAFKA_PASSWORD": password.get_secret_value() if password else ""}
 
 
 def sinks_group(settings: Settings) -> str:
@@ -184,7 +198,7 @@ def restore_behavior(settings: Settings, behavior: Behavior, tail: SnapshotTail)
         log.warning("snapshot log not caught up after 60 s; restoring the behavior anyway")
     since = int((time.time() - settings.behavior_replay_hours * 3600) * 1000)
     reader = TopicReader(settings.bootstrap, Topics(settings.topic_prefix).signals,
-                         Bounds(from_time_ms=since))
+                         Bounds(from_time_ms=since), client=settings.kafka_client)
     log.info("restoring behavior from the signals log", signals=reader.total,
              hours=settings.behavior_replay_hours)
     codec, replayed = codec_with_keys(settings.personal_keys), 0
@@ -240,15 +254,16 @@ def serve(settings: Settings, *, processors: bool = True, ready: threading.Event
     stores = Stores.open(settings)
     behavior = make_behavior(settings, stores, policy, evaluators)
     tail = SnapshotTail(settings.bootstrap, Topics(settings.topic_prefix).snapshots,
-                        behavior.on_snapshot_event).start()
+                        behavior.on_snapshot_event, client=settings.kafka_client).start()
     restore_behavior(settings, behavior, tail)
     runner = SinkRunner(settings, stores, behavior)
-    probe = LagProbe(settings.bootstrap)
+    probe = LagProbe(settings.bootstrap, settings.kafka_client)
     health = make_health(settings, runner, probe)
     health.extra["experiences"] = lambda: len(stores.index)
     health.checks.append(lambda: [f"gate failing for {scope}: {why}"
                                   for scope, why in dict(behavior.failing).items()])
-    child = ProcessorsChild(health.part("processors")) if processors else None
+    child = ProcessorsChild(health.part("processors"),
+                            env_overrides=processors_env(settings)) if processors else None
     if child is not None:
         child.start()
         health.extra["processors"] = lambda: {"pid": child.pid, **child.status.as_json()}

@@ -10,10 +10,11 @@
                         {"tenant", "agent", "snapshot_id"?, "to_time_ms"?, "to_offset"?, "reason"?}
     POST /v1/traces     OTLP/HTTP traces (kaizen.integrations.otlp_http; ingest role)
 
-Every route names the role it needs (`auth`: reader, operator, ingest) and `_guard` checks
+Every route names the role it needs (`auth`: recall, reader, operator, ingest) and `_guard` checks
 it, with the tenant, once per request: 401 without a valid token where one is required, 403 for a
 role or tenant the token lacks or a cross-origin POST, 415 for a POST that is not JSON. Reads
-return only the token's tenants; the actor of a snapshot action is the token's identity.
+return only the token's tenants; the actor of a snapshot action is the token's identity; a
+user-bound token recalls as its user only.
 """
 
 from __future__ import annotations
@@ -229,13 +230,18 @@ def make_server(host: str, port: int, stores: Stores, settings: Settings,
             if parts != ["recall"]:
                 self._reply(404, {"error": "no such endpoint"})
                 return
-            if self._guard("reader") is None:
+            if self._guard("recall") is None:
                 return
             try:
                 body = self.read_json()
-                if self._guard("reader", str(body["tenant"])) is None:
+                who = self._guard("recall", str(body["tenant"]))
+                if who is None:
                     return
-                self._reply(200, recall_from_index(stores.index, body))
+                user, refused = auth.recall_user(who, body.get("user"))
+                if refused is not None:
+                    self._reply(refused.status, {"error": refused.reason})
+                    return
+                self._reply(200, recall_from_index(stores.index, {**body, "user": user}))
             except (KeyError, ValueError, TypeError) as error:
                 self._reply(HTTPStatus.BAD_REQUEST, {"error": f"bad request: {error}"})
 

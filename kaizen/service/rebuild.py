@@ -59,7 +59,8 @@ class RebuildReport:
 def _snapshot_log(settings: Settings, to_offset: int) -> tuple[SnapshotLog, int]:
     state, last_ms = SnapshotLog(), 0
     topic = Topics(settings.topic_prefix).snapshots
-    for record in TopicReader(settings.bootstrap, topic, Bounds(to_offset=to_offset)).records():
+    for record in TopicReader(settings.bootstrap, topic, Bounds(to_offset=to_offset),
+                              client=settings.kafka_client).records():
         if isinstance(record.event, model.SnapshotEvent):
             state = snapshots.apply(state, record.event, record.offset)
             last_ms = max(last_ms, record.timestamp_ms)
@@ -162,7 +163,7 @@ def rebuild(settings: Settings, to_offset: int, target: Path, progress: bool = F
                       topics.snapshots):
             bounds = (Bounds(to_offset=to_offset) if topic == topics.snapshots
                       else Bounds(to_time_ms=as_of_ms + 1))
-            reader = TopicReader(settings.bootstrap, topic, bounds)
+            reader = TopicReader(settings.bootstrap, topic, bounds, client=settings.kafka_client)
             with tqdm(total=reader.total, desc=topic, unit="rec", file=sys.stderr,
                       disable=not progress or reader.total < 50_000) as bar:
                 for batch in reader.raw_batches():
@@ -184,7 +185,8 @@ def apply_receipts(settings: Settings, clickhouse: ClickHouseSink,
     """Forget again every user the privacy topic says was forgotten, whatever the as-of time of
     the rebuild: a forgotten user never comes back from the log. Returns how many."""
     try:
-        reader = TopicReader(settings.bootstrap, Topics(settings.topic_prefix).privacy, Bounds())
+        reader = TopicReader(settings.bootstrap, Topics(settings.topic_prefix).privacy, Bounds(),
+                             client=settings.kafka_client)
     except ValueError:  # a deployment from before the privacy topic
         return 0
     receipts = [r.event for r in reader.records() if isinstance(r.event, model.ForgetReceipt)]

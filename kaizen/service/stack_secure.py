@@ -26,5 +26,7 @@ def secure_up(settings: Settings, launcher: KafkaLauncher) -> int:
     print(f"acls: {count} bindings (recorder: episodes; processor: signals, patterns, "
           f"experiences; service: snapshots); passwords in {path} (mode 0600)")
     print("each process logs in with KAIZEN_KAFKA_USERNAME=<recorder|processor|service> and "
-          "KAIZEN_KAFKA_PASSWORD=<its password>")
+          "KAIZEN_KAFKA_PASSWORD=<its password>; `kaizen serve` (as service) starts its "
+          "processors as KAIZEN_KAFKA_PROCESSOR_USERNAME=processor and "
+          "KAIZEN_KAFKA_PROCESSOR_PASSWORD=<its password>")
     return 0

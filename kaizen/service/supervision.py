@@ -15,7 +15,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -89,8 +89,10 @@ class ProcessorsChild:
     process by a pipe: the child holds the read end and exits when it reads end-of-file, which
     the kernel delivers when this process dies however it dies (kill -9 included)."""
 
-    def __init__(self, status: Status, backoff: Backoff | None = None) -> None:
+    def __init__(self, status: Status, backoff: Backoff | None = None,
+                 env_overrides: Mapping[str, str] | None = None) -> None:
         self.status, self._backoff = status, backoff or Backoff()
+        self._overrides = dict(env_overrides or {})  # on top of this process's environment
         self._read, self._write = os.pipe()  # not inherited: only `pass_fds` hands one down
         self.process: subprocess.Popen[bytes] | None = None
         self._started = 0.0
@@ -99,7 +101,8 @@ class ProcessorsChild:
     def start(self) -> None:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "kaizen.cli", "process", "--parent-fd", str(self._read)],
-            pass_fds=(self._read,))
+            pass_fds=(self._read,),
+            env={**os.environ, **self._overrides} if self._overrides else None)
         self._started, self._restart_at = time.monotonic(), None
         self.status.set("running")
 

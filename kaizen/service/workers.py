@@ -3,7 +3,7 @@ processors child and the backtest's, so every worker of a deployment joins the s
 
 from __future__ import annotations
 
-from kaizen.processors.config import ProcessorConfig
+from kaizen.processors.config import KafkaLogin, ProcessorConfig
 from kaizen.settings import Settings
 
 
@@ -18,4 +18,14 @@ def processor_config(settings: Settings, app_id: str | None = None) -> Processor
         idle_ms=int(settings.episode_idle_seconds * 1000),
         keys_path=settings.personal_keys,
         limits=settings.limits,
+        login=kafka_login(settings),
     )
+
+
+def kafka_login(settings: Settings) -> KafkaLogin | None:
+    """The SASL login of this process from settings (None without a username)."""
+    if not settings.kafka_username:
+        return None
+    password = settings.kafka_password.get_secret_value() if settings.kafka_password else ""
+    return KafkaLogin(settings.kafka_username, password, settings.kafka_sasl_mechanism,
+                      settings.kafka_security_protocol)

@@ -31,10 +31,11 @@ that failed. At most HELD_LIMIT wait; older ones go out early without an outcome
   * correction / rating -- Feedback, also after the episode ended (users rate later);
   * outcome  -- EpisodeEnded, or `abandoned` when the episode went idle.
 
-Signal ids are uuid5 (SIGNAL_NAMESPACE) over `"{episode_id}/{kind}/{seq of the source event}"`
-(for a recovery the seq of the failure it recovers, since one success can recover several
-failures), so re-extraction after a crash or a replay yields the same ids, which the sinks'
-idempotent writes absorb. Pure: no clock, no randomness, no Kafka or store imports.
+Signal ids are uuid5 (SIGNAL_NAMESPACE) over `"{tenant/agent/episode_id}/{kind}/{seq of the
+source event}"` (for a recovery the seq of the failure it recovers, since one success can
+recover several failures), so re-extraction after a crash or a replay yields the same ids, which
+the sinks' idempotent writes absorb; the scope is in it because episode ids are the agents' own
+(two tenants may both have an "ep-1"). Pure: no clock, no randomness, no Kafka or store imports.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ from kaizen.processors.learning.signatures import error_signature
 from kaizen.schemas import model
 from kaizen.schemas.model import ArgumentChange, EpisodeEvent, Signal, ToolCallPatch
 from kaizen.schemas.records import from_record, to_record
+from kaizen.schemas.scope import scope_key
 
 STATE_VERSION = 2
 HELD_LIMIT = 64  # signals held for the outcome; beyond, the oldest go out without one
@@ -434,7 +436,7 @@ def _signal(
     if fields.get("arguments_json") is not None:
         fields["arguments_json"] = _readable_json(fields["arguments_json"])
     return Signal(
-        event_id=str(uuid.uuid5(SIGNAL_NAMESPACE, f"{state.episode_id}/{kind}/{key}")),
+        event_id=signal_id(state.tenant, state.agent, state.episode_id, kind, key),
         occurred_at=occurred_at,
         tenant=state.tenant,
         agent=state.agent,
@@ -491,6 +493,12 @@ def signal_from_dict(d: dict[str, Any]) -> Signal:
 
 def _avro_name(cls: type) -> str:
     return cls.__name__
+
+
+def signal_id(tenant: str, agent: str, episode_id: str, kind: str, key: object) -> str:
+    """The deterministic id of an episode's signal (see the module doc)."""
+    return str(uuid.uuid5(SIGNAL_NAMESPACE,
+                          f"{scope_key(tenant, agent, episode_id)}/{kind}/{key}"))
 
 
 def _positioned_to_dict(item: PositionedEvent) -> dict[str, Any]:

@@ -6,6 +6,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from confluent_kafka.admin import AdminClient
+
+from kaizen.schemas.codec import Codec
 from kaizen.schemas.records import to_json
 from kaizen.sinks.clickhouse import ClickHouseSink
 from kaizen.sinks.qdrant_library import ExperienceLibrary
@@ -23,6 +26,32 @@ def topics_text(bootstrap: str, topics: Topics) -> str:
             out.append(json.dumps(to_json(event), default=str) if event is not None
                        else repr(record))
     return "\n".join(out)
+
+
+def deployment_topics(bootstrap: str, prefix: str) -> list[str]:
+    """Every topic of a deployment as the broker lists it (its metadata, not the catalog): the
+    main topics, the processors' internal topics and their tables' changelogs."""
+    names = AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=30).topics
+    return sorted(n for n in names if n.startswith((f"{prefix}.", f"{prefix}-")))
+
+
+def every_topic_text(bootstrap: str, prefix: str, codec: Codec | None = None) -> dict[str, str]:
+    """Per topic of the deployment: every record's key and value bytes as text, and the record
+    decoded through `codec` where it is an event (changelogs hold JSON, they stay raw)."""
+    codec = codec or Codec()
+    out: dict[str, str] = {}
+    for topic in deployment_topics(bootstrap, prefix):
+        lines = []
+        for batch in TopicReader(bootstrap, topic, Bounds()).raw_batches():
+            for record in batch:
+                raw = (record.key or b"") + b" " + record.value
+                lines.append(raw.decode("utf-8", errors="replace"))
+                try:
+                    lines.append(json.dumps(to_json(codec.decode(record.value)), default=str))
+                except ValueError:  # DecodeError: not an event (a changelog's JSON)
+                    pass
+        out[topic] = "\n".join(lines)
+    return out
 
 
 def stores_text(home: Path) -> str:

@@ -5,9 +5,11 @@ forget holds none of them either. Real broker, `kaizen serve`, per-user encrypti
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
+from kaizen.schemas import model
 from kaizen.schemas.records import to_json
 from kaizen.service.rebuild import rebuild
 from kaizen.settings import load_settings
@@ -16,8 +18,9 @@ from kaizen.streams.personal import codec_with_keys
 from kaizen.streams.replay import Bounds, TopicReader
 from kaizen.streams.topics import Topics
 from tests.integration.kafka_helpers import make_recorder, make_topics
-from tests.integration.store_dump import stores_text, topics_text
+from tests.integration.store_dump import every_topic_text, stores_text, topics_text
 from tests.integration.test_service import _free_port, _get, _post
+from tests.integration.waiting import wait_for
 from tests.integration.workers import start_worker, stop_worker, wait_until_stable, worker_env
 
 ALICE, BOB = "zebra-alice-7731", "okapi-bob-5520"  # strings only these users' episodes carry
@@ -41,6 +44,24 @@ def _record(recorder: Any) -> None:
                 ep.tool_result("crm.find", ok=True)
                 ep.feedback(rating=-1.0, correction=f"always greet me as {ALICE}")
             ep.end(success=True)
+    # and a dead letter of hers: an episode dated two days ahead is out of time for the topic
+    ahead = time.time_ns() // 1_000_000 + 2 * 86_400_000
+    with recorder.episode(f"late note for {ALICE}", user="alice", episode_id="ep-ahead",
+                          occurred_at=ahead) as ep:
+        ep.end(success=True, occurred_at=ahead + 1)
+
+
+def _letters_text(bootstrap: str, topics: Topics, keys: Path) -> str:
+    """The records inside the dead letters, decoded with the keys."""
+    codec, out = codec_with_keys(keys), []
+    for record in TopicReader(bootstrap, topics.deadletter, Bounds()).records():
+        letter = record.event
+        if isinstance(letter, model.DeadLetter) and letter.value:
+            try:
+                out.append(json.dumps(to_json(codec.decode(letter.value)), default=str))
+            except ValueError:  # not an event at all: its bytes are in the raw dump
+                out.append(letter.value.decode(errors="replace"))
+    return "\n".join(out)
 
 
 def _decoded_topics(bootstrap: str, topics: Topics, keys: Path) -> str:
@@ -75,6 +96,8 @@ def test_forget_a_user_everywhere_and_others_keep_their_lessons(
             wait_until_stable(tools, ready=lambda t: {"crm.find", "invoices.find"} <= set(t),
                               settle=8.0, timeout=480))
         assert ALICE in _decoded_topics(bootstrap, topics, keys)  # readable before the forget
+        # her dead-lettered episode too (a record may be read before the processors reach it)
+        wait_for("her dead letter", lambda: ALICE in _letters_text(bootstrap, topics, keys))
         receipt = _post(port, "/forget", {"tenant": "acme", "user": "alice"})
         assert receipt["key_deleted"] and receipt["lessons_withdrawn"]
         assert receipt["rows_deleted"]["episodes_v1"] >= 2  # her two episodes (rows per insert)
@@ -93,6 +116,17 @@ def test_forget_a_user_everywhere_and_others_keep_their_lessons(
     assert BOB in decoded and BOB in live  # the dumps do see personal text of kept users
     for where, text in (("raw topics", raw), ("decoded topics", decoded), ("stores", live)):
         assert ALICE not in text, where
+    # every topic the broker lists for the deployment, internal ones and changelogs included
+    everything = every_topic_text(bootstrap, unique_topic_prefix, codec_with_keys(keys))
+    internal = {f"{unique_topic_prefix}.tool-results-v1", f"{unique_topic_prefix}.curation-v1",
+                topics.deadletter, topics.privacy,
+                *(f"{unique_topic_prefix}-processors-{table}-changelog"
+                  for table in ("episodes-v1", "patterns-v1", "curation-v1"))}
+    assert internal <= set(everything), sorted(everything)
+    assert BOB in everything[f"{unique_topic_prefix}.curation-v1"]  # decoded: kept users read
+    leaks = sorted(topic for topic, text in everything.items() if ALICE in text)
+    assert not leaks, f"{ALICE} still readable in {leaks}"
+    assert ALICE not in _letters_text(bootstrap, topics, keys)
 
     settings = load_settings(kafka_bootstrap=bootstrap, topic_prefix=unique_topic_prefix,
                              home=home, encrypt_personal=True)

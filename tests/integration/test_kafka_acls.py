@@ -1,4 +1,6 @@
-"""The broker with SASL/SCRAM and ACLs (`kaizen up --secure`): each role writes only its topics."""
+"""The broker with SASL/SCRAM and ACLs (`kaizen up --secure`): each role writes only its topics,
+and a served pipeline whose every component logs in with its role's credentials learns lessons
+end to end (two tenants using the same episode ids, each learning its own)."""
 
 from __future__ import annotations
 
@@ -17,6 +19,9 @@ from kaizen.streams.recorder import Recorder
 from kaizen.streams.replay import Bounds, TopicReader
 from kaizen.streams.topics import Topics
 from tests.integration.conftest import _jar_cache, free_port_pair
+from tests.integration.test_service import _free_port, _get, _post
+from tests.integration.test_snapshots import _teach, _wait_for
+from tests.integration.workers import start_worker, stop_worker, worker_env
 
 PREFIX = "sec"
 
@@ -89,3 +94,54 @@ def test_without_credentials_nothing_is_written(secure_broker: KafkaLauncher) ->
     producer.produce(Topics(PREFIX).experiences, b"x", on_delivery=lambda e, m: errors.append(e))
     producer.flush(15)
     assert errors and errors[0] is not None
+
+
+def test_a_served_pipeline_logs_in_everywhere_and_learns_two_tenants_same_episode_ids(
+    secure_broker: KafkaLauncher, tmp_path: Path
+) -> None:
+    creds, port = secure_broker.credentials(), _free_port()
+    env = worker_env(secure_broker.bootstrap, PREFIX, tmp_path / "home",
+                     KAIZEN_HTTP_PORT=str(port), KAIZEN_TOPIC_PARTITIONS="1",
+                     KAIZEN_GATE_SECONDS="1",
+                     KAIZEN_KAFKA_USERNAME="service", KAIZEN_KAFKA_PASSWORD=creds["service"],
+                     KAIZEN_KAFKA_PROCESSOR_USERNAME="processor",
+                     KAIZEN_KAFKA_PROCESSOR_PASSWORD=creds["processor"])
+    service = start_worker(env, tmp_path / "serve.log", command="serve")
+    login = sasl_config("recorder", creds["recorder"])
+    recorders = [Recorder("support-bot", tenant, bootstrap=secure_broker.bootstrap,
+                          topic=Topics(PREFIX).episodes, spool_dir=tmp_path / "spool" / tenant,
+                          producer_overrides=login, follow_snapshots=Topics(PREFIX).snapshots)
+                 for tenant in ("acme", "globex")]
+    try:
+        for recorder, tool, wrong, right in ((recorders[0], "orders.get", "order", "order_id"),
+                                             (recorders[1], "crm.find", "name", "full_name")):
+            _teach(recorder, tool, wrong, right, 2, "ep")  # episode ids ep-0, ep-1 in both
+            assert recorder.stats.failed == 0
+
+        def lessons(tenant: str) -> set[str]:
+            body = {"task": "ep task 9", "agent": "support-bot", "tenant": tenant,
+                    "k": 10}
+            try:
+                return {x["tool"] for x in _post(port, "/recall", body)["lessons"]}
+            except OSError:
+                return set()  # not serving yet
+
+        # learned, gated and activated: the processors (as `processor`) wrote the lessons, the
+        # sinks and the gate (as `service`) read them and wrote the snapshot log
+        _wait_for(lambda: lessons("acme") == {"orders.get"}
+                  and lessons("globex") == {"crm.find"}, timeout=400)
+        found = (_get(port, "/experiences") or {"experiences": []})["experiences"]
+        by_tenant = {(x["tenant"], x["tool"]): x for x in found}
+        for tenant, tool in (("acme", "orders.get"), ("globex", "crm.find")):
+            lesson = by_tenant[tenant, tool]
+            assert lesson["support_episodes"] == 2  # both of its tenant's ep-0 and ep-1
+            assert sorted(e["episode_id"] for e in lesson["evidence"]) == ["ep-0", "ep-1"]
+        health = _get(port, "/health") or {}
+        assert health.get("status") == "ok", health
+    finally:
+        for recorder in recorders:
+            recorder.close()
+        stop_worker(service)
+    log = (tmp_path / "serve.log").read_text()
+    assert "TOPIC_AUTHORIZATION_FAILED" not in log and "Authorization failed" not in log
+    assert creds["service"] not in log and creds["processor"] not in log

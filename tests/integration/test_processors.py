@@ -23,6 +23,7 @@ from kaizen.processors.config import (
     TOOL_RESULTS_TOPIC,
 )
 from kaizen.schemas import model
+from kaizen.schemas.scope import parse_scope_key
 from kaizen.streams.latest import latest_experiences
 from kaizen.streams.replay import Bounds, TopicReader
 from kaizen.streams.topics import Topics
@@ -115,8 +116,11 @@ def _misplaced_changelog_entries(bootstrap: str, prefix: str) -> dict[str, int]:
         entries = [r for batch in TopicReader(bootstrap, changelog, Bounds()).raw_batches()
                    for r in batch]
         assert entries, changelog
-        misplaced[table] = sum(where[json.loads(r.key or b"").encode()] != r.partition
-                               for r in entries)
+        # the episodes table keys an episode by tenant/agent/episode id, its input by the id
+        input_key = ((lambda k: parse_scope_key(k)[-1]) if table == EPISODES_TABLE
+                     else (lambda k: k))
+        misplaced[table] = sum(where[input_key(json.loads(r.key or b"")).encode()]
+                               != r.partition for r in entries)
     return misplaced
 
 

@@ -1,6 +1,7 @@
 """`kaizen serve` with API tokens, on the real broker and embedded stores: 401 without a token,
 403 for another tenant or a missing role, no CSRF, an actor that cannot be forged; and two scopes
-whose names collided under the old `tenant/agent` key keep separate timelines and recall."""
+whose names collided under the old `tenant/agent` key keep separate timelines and recall; a
+token bound to a user cannot recall as another user."""
 
 from __future__ import annotations
 
@@ -31,7 +32,10 @@ from tests.integration.workers import environ, start_worker, stop_worker, worker
 READER = "reader-acme-3f9a1c2e7b"
 OPERATOR = "operator-all-8d2e4b6a1f"
 OTHER = "reader-globex-55aa77cc99"
+APP_ALICE = "recall-alice-7e3d91b2c4"  # bound to user alice: her own app
 TOKENS = {
+    APP_ALICE: {"identity": "app-alice", "roles": ["recall"], "tenants": ["acme"],
+                "user": "alice"},
     READER: {"identity": "rita", "roles": ["reader"], "tenants": ["acme"]},
     OPERATOR: {"identity": "otto", "roles": ["operator"], "tenants": "*"},
     OTHER: {"identity": "gil", "roles": ["reader"], "tenants": ["globex"]},
@@ -234,3 +238,43 @@ def test_the_dashboard_asks_for_a_token_and_shows_only_its_tenants(served: Serve
     assert rows and tenants == {"acme"}
     status, body = served.call("GET", "/experiences", token=READER)
     assert len(rows) == len(body["experiences"])
+
+
+def _prefer(recorder: Recorder, user: str, words: str) -> None:
+    """Two episodes in which `user` corrects the agent: their own preference lesson."""
+    for i in range(2):
+        with recorder.episode(f"{user} asks question {i}", user=user,
+                              episode_id=f"pref-{user}-{i}") as ep:
+            ep.feedback(rating=-1.0, correction=f"always call me {words}")
+            ep.end(success=True)
+    assert recorder.flush(30) == 0
+
+
+def test_a_user_bound_token_cannot_recall_as_another_user(served: Served) -> None:
+    recorder = served.recorders["acme", "support-bot"]
+    _prefer(recorder, "alice", "Captain Alice")
+    _prefer(recorder, "bob", "Bob the Builder")
+
+    def preferences(token: str, **user: str) -> tuple[int, str]:
+        body = {"task": "answer the question", "agent": "support-bot", "tenant": "acme",
+                "k": 10, **user}
+        status, answer = served.call("POST", "/recall", body, token=token)
+        if status != 200:
+            return status, ""
+        return status, " ".join(x["guidance"] for x in answer["lessons"]
+                                if x["kind"] == "preference")
+
+    # a tenant-level token (an agent's back end) names the user it serves
+    _wait_for(lambda: "Captain Alice" in preferences(READER, user="alice")[1]
+              and "Bob the Builder" in preferences(READER, user="bob")[1], timeout=400)
+    # alice's own app: her preferences, asked for her or for nobody in particular ...
+    for named in ({}, {"user": "alice"}):
+        status, found = preferences(APP_ALICE, **named)
+        assert status == 200 and "Captain Alice" in found and "Bob" not in found, named
+    # ... and never bob's, nor the tenant's data, nor another tenant
+    assert preferences(APP_ALICE, user="bob")[0] == 403
+    assert served.call("GET", "/experiences", token=APP_ALICE)[0] == 403
+    assert served.call("GET", "/analytics/failures", token=APP_ALICE)[0] == 403
+    status, _ = served.call("POST", "/recall", {"task": "t", "agent": "support-bot",
+                                                 "tenant": "globex"}, token=APP_ALICE)
+    assert status == 403

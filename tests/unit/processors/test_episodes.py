@@ -74,7 +74,7 @@ def run(
 
 
 def signal_id(kind: str, seq: int | str) -> str:
-    return str(uuid.uuid5(SIGNAL_NAMESPACE, f"{EP}/{kind}/{seq}"))
+    return str(uuid.uuid5(SIGNAL_NAMESPACE, f"acme/qa-bot/{EP}/{kind}/{seq}"))  # scoped ids
 
 
 def started() -> model.EpisodeStarted:

@@ -18,6 +18,7 @@ from kaizen.schemas import model
 from kaizen.schemas.boundary import Limits
 from kaizen.schemas.codec import Codec
 from kaizen.schemas.dead_letters import MAX_LETTER_VALUE, is_cut
+from kaizen.schemas.scope import scope_key
 from tests.factories import episode_event
 
 CODEC = Codec()
@@ -92,7 +93,7 @@ def test_wrong_type_oversize_and_far_future_records_are_dead_letters_and_move_no
         (3, "WrongType"), (4, "Oversize"), (5, "OutOfTime")]
     batch.commit()
     assert step._watermarks[0] == T + 2  # noqa: SLF001 - the far-future event moved nothing
-    stored = table.get("ep-open")
+    stored = table.get(scope_key("acme", "support-bot", "ep-open"))  # tenant/agent/episode
     assert stored is not None and not stored["episode"]["closed"]
 
 

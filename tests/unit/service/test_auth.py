@@ -162,3 +162,45 @@ def test_the_policy_reads_env_json_and_a_file_together(tmp_path: pytest.TempPath
     path.write_text("{not json")
     with pytest.raises(ValueError, match="KAIZEN_API_TOKENS_FILE .*not JSON"):
         auth.load_policy("127.0.0.1", None, path, False)
+
+
+APP_ALICE = "app-alice-token-0123456789"
+BOUND = json.dumps({
+    APP_ALICE: {"identity": "app-alice", "roles": ["recall"], "tenants": ["acme"],
+                "user": "alice"},
+    READER: {"identity": "rita", "roles": ["reader"], "tenants": ["acme"]},
+})
+
+
+def test_a_user_bound_token_recalls_as_its_user_only_and_reads_nothing_else() -> None:
+    bound = AuthPolicy(TokenTable.parse(BOUND), True)
+    allowed = authorize(bound, "POST", bearer(APP_ALICE, **JSON), "recall", "acme")
+    assert allowed.ok and allowed.principal is not None
+    alice = allowed.principal
+    assert auth.recall_user(alice, None) == ("alice", None)  # no user named: its own
+    assert auth.recall_user(alice, "alice") == ("alice", None)
+    user, refused = auth.recall_user(alice, "bob")
+    assert user is None and refused is not None and refused.status == 403
+    assert authorize(bound, "POST", bearer(APP_ALICE, **JSON), "recall", "globex").status == 403
+    for role in ("reader", "operator", "ingest"):  # no tenant-wide reads, no actions
+        assert authorize(bound, "GET", bearer(APP_ALICE), role, "acme").status == 403  # type: ignore[arg-type]
+
+
+def test_a_tenant_token_recalls_for_any_user_of_its_tenants() -> None:
+    """The agent's back end serves many users and names the one it serves (README, Security)."""
+    rita = authorize(AuthPolicy(TokenTable.parse(BOUND), True), "POST", bearer(READER, **JSON),
+                     "recall", "acme").principal
+    assert rita is not None and auth.recall_user(rita, "bob") == ("bob", None)
+    assert auth.recall_user(ANONYMOUS, "bob") == ("bob", None)
+
+
+@pytest.mark.parametrize("spec", [
+    {"identity": "x", "roles": ["reader"], "tenants": ["acme"], "user": "alice"},  # reads all
+    {"identity": "x", "roles": ["recall"], "tenants": "*", "user": "alice"},  # every tenant
+    {"identity": "x", "roles": ["recall"], "tenants": ["acme"], "user": ""},
+    {"identity": "x", "roles": ["recall"], "tenants": ["acme"], "user": 7},
+])
+def test_a_user_bound_token_needs_the_recall_role_alone_a_tenant_list_and_a_name(
+        spec: object) -> None:
+    with pytest.raises(ValueError, match="user-bound"):
+        TokenTable.parse(json.dumps({APP_ALICE: spec}))

@@ -19,7 +19,8 @@ def test_each_role_writes_only_its_topics() -> None:
     assert _writable("recorder") == {t.episodes}
     assert {t.signals, t.patterns, t.experiences} <= _writable("processor")
     assert not {t.episodes, t.snapshots} & _writable("processor")
-    assert _writable("service") == {t.snapshots, t.deadletter, t.privacy}
+    # the service writes episodes for the OTLP receiver (its spans become episodes), no lessons
+    assert _writable("service") == {t.snapshots, t.deadletter, t.privacy, t.episodes}
 
 
 def test_prefixed_grants_never_cover_another_deployments_main_topics() -> None:
