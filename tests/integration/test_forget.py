@@ -20,8 +20,8 @@ from kaizen.streams.topics import Topics
 from tests.integration.kafka_helpers import make_recorder, make_topics
 from tests.integration.store_dump import every_topic_text, stores_text, topics_text
 from tests.integration.test_service import _free_port, _get, _post
-from tests.integration.waiting import wait_for
-from tests.integration.workers import start_worker, stop_worker, wait_until_stable, worker_env
+from tests.integration.waiting import wait_for, wait_for_pipeline
+from tests.integration.workers import start_worker, stop_worker, worker_env
 
 ALICE, BOB = "zebra-alice-7731", "okapi-bob-5520"  # strings only these users' episodes carry
 
@@ -92,9 +92,9 @@ def test_forget_a_user_everywhere_and_others_keep_their_lessons(
             found = (_get(port, "/experiences") or {"experiences": []})["experiences"]
             return sorted({x["tool"] or "" for x in found})
 
-        assert {"crm.find", "invoices.find"} <= set(
-            wait_until_stable(tools, ready=lambda t: {"crm.find", "invoices.find"} <= set(t),
-                              settle=8.0, timeout=480))
+        wait_for("both lessons", lambda: {"crm.find", "invoices.find"} <= set(tools()),
+                 timeout=480)
+        wait_for_pipeline(bootstrap, unique_topic_prefix)  # all learned from her is written
         assert ALICE in _decoded_topics(bootstrap, topics, keys)  # readable before the forget
         # her dead-lettered episode too (a record may be read before the processors reach it)
         wait_for("her dead letter", lambda: ALICE in _letters_text(bootstrap, topics, keys))

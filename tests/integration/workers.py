@@ -7,10 +7,9 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 T = TypeVar("T")
 
@@ -52,23 +51,3 @@ def stop_worker(worker: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> N
         except subprocess.TimeoutExpired:
             os.killpg(worker.pid, signal.SIGKILL)
             worker.wait(10)
-
-
-def wait_until_stable(read: Callable[[], T], *, settle: float = 6.0, timeout: float = 180.0,
-                      ready: Callable[[T], bool] = bool) -> T:
-    """Poll `read()` until it is `ready` and has not changed for `settle` seconds.
-
-    Kept for the fault and integration tests that still wait for a quiet period; new tests wait
-    for facts (`tests/integration/waiting.py`: consumer lag, an HTTP answer)."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    since = time.monotonic()
-    while time.monotonic() < deadline:
-        value = read()
-        if value != last:
-            last, since = value, time.monotonic()
-        elif ready(value) and time.monotonic() - since >= settle:
-            return value
-        time.sleep(1.0)
-    raise AssertionError(f"output did not settle within {timeout}s; last: {str(last)[:500]}")
-
