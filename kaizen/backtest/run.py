@@ -18,11 +18,12 @@ import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from tqdm import tqdm
 
 from kaizen.backtest.lessons import gate_counts, lesson_rows
-from kaizen.backtest.matching import FailedCall, LessonView
+from kaizen.backtest.matching import Call, FailedCall, LessonView
 from kaizen.backtest.pipeline import Pipeline
 from kaizen.backtest.plan import Span, plan
 from kaizen.backtest.report import BacktestReport, Timings
@@ -32,6 +33,7 @@ from kaizen.importers.model import ImportedEpisode
 from kaizen.importers.run import DEFAULT_BASE_TIME, emit_episode, event_times, parse_base_time
 from kaizen.importers.timeline import load_files, plan_files
 from kaizen.processors.learning.signatures import error_signature
+from kaizen.readmodel.relevance import CALL_K, CALL_MARGIN, START_MARGIN, call_query
 from kaizen.schemas.model import Experience
 from kaizen.settings import Settings
 
@@ -41,7 +43,10 @@ TOOLS_MODES = ("available", "called")
 @dataclass(frozen=True)
 class BacktestConfig:
     window: int = 40  # episodes in flight together (about one benchmark run of 40 tasks)
-    k: int = 5  # lessons per recall, as `recall()` defaults
+    k: int = 5  # lessons per recall at the start of an episode, as `recall()` defaults
+    start_margin: float | None = START_MARGIN  # the start recall's rule relative to its best hit
+    call_k: int = CALL_K  # lessons per point-of-use recall before each call; 0: none
+    call_margin: float | None = CALL_MARGIN  # as `recall_for_call()` defaults
     tenant: str = "default"
     agent: str | None = None  # one agent name for every file; default: from each log
     tools: str = "available"  # available: the agent's toolset; called: the episode's own calls
@@ -93,6 +98,8 @@ def run_backtest(files: Sequence[str], settings: Settings, config: BacktestConfi
     return BacktestReport(timings=timings,
         tally=tally, lessons=lessons, gate=gate, dead_letters=dead,
         settings={"window": config.window, "k": config.k, "tools": config.tools,
+                  "start_margin": config.start_margin, "call_k": config.call_k,
+                  "call_margin": config.call_margin,
                   "min_support": settings.min_support, "tenant": config.tenant,
                   "approve": config.approve, "max_auto_change": settings.max_auto_change},
         files=[path.name for path, _ in file_plan], skipped=skipped,
@@ -100,9 +107,10 @@ def run_backtest(files: Sequence[str], settings: Settings, config: BacktestConfi
 
 
 def facts_of(index: int, agent: str, episode: ImportedEpisode) -> EpisodeFacts:
-    failures = tuple(FailedCall(s.tool, error_signature(s.tool, s.error or ""), s.arguments)
-                     for s in episode.steps if not s.ok)
-    return EpisodeFacts(index, agent, frozenset(s.tool for s in episode.steps), failures)
+    failures = tuple(FailedCall(s.tool, error_signature(s.tool, s.error or ""), s.arguments,
+                                position) for position, s in enumerate(episode.steps) if not s.ok)
+    return EpisodeFacts(index, agent, frozenset(s.tool for s in episode.steps), failures,
+                        tuple(Call(s.tool, s.arguments) for s in episode.steps))
 
 
 def _toolsets(replayed: Sequence[Replayed]) -> dict[str, frozenset[str]]:
@@ -143,7 +151,8 @@ def _replay(pipeline: Pipeline, replayed: Sequence[Replayed],
                 recall = _recaller(pipeline, catalog, config, item, tools)
                 tally.recalled(item.facts, Recalls(
                     before=recall(None),
-                    on_error=tuple(recall(call.signature) for call in item.facts.failures)))
+                    on_error=tuple(recall(call.signature) for call in item.facts.failures),
+                    at_call=_at_calls(pipeline, catalog, config, item)))
                 bar.update(1)
             timings.recall += time.monotonic() - mark
     finally:
@@ -166,10 +175,36 @@ def _recaller(pipeline: Pipeline, catalog: Mapping[str, Experience], config: Bac
 
     def recall(signature: str | None) -> tuple[LessonView, ...]:
         if signature not in answers:
-            answer = pipeline.recall({**body, "signature": signature} if signature else body)
-            answers[signature] = tuple(
-                LessonView.of(catalog[x["experience_id"]]) if x["experience_id"] in catalog
-                else LessonView(x["experience_id"], x.get("tool"), None, None) for x in answer)
+            answers[signature] = _views(catalog, pipeline.recall(
+                {**body, "signature": signature} if signature else
+                {**body, "margin": config.start_margin}))
         return answers[signature]
 
     return recall
+
+
+def _at_calls(pipeline: Pipeline, catalog: Mapping[str, Experience], config: BacktestConfig,
+              item: Replayed) -> tuple[tuple[LessonView, ...], ...]:
+    """The point-of-use recall before each call of the episode, as `kaizen.recall_for_call`
+    asks it (the same query, tool filter, k and margin); one recall per call shape."""
+    if config.call_k <= 0:
+        return ()
+    answers: dict[tuple[str, tuple[str, ...]], tuple[LessonView, ...]] = {}
+    out = []
+    for call in item.facts.calls:
+        shape = (call.tool, tuple(sorted(call.arguments)))
+        if shape not in answers:
+            answers[shape] = _views(catalog, pipeline.recall({
+                "task": call_query(item.episode.task, call.tool, call.arguments),
+                "agent": item.agent, "tenant": config.tenant, "user": item.episode.user,
+                "tool": call.tool, "k": config.call_k, "margin": config.call_margin}))
+        out.append(answers[shape])
+    return tuple(out)
+
+
+def _views(catalog: Mapping[str, Experience], answer: Sequence[Mapping[str, Any]]
+           ) -> tuple[LessonView, ...]:
+    return tuple(LessonView.of(catalog[x["experience_id"]], float(x["score"]))
+                 if x["experience_id"] in catalog
+                 else LessonView(x["experience_id"], x.get("tool"), None, None, float(x["score"]))
+                 for x in answer)
