@@ -37,7 +37,9 @@ from kaizen.readmodel.relevance import CALL_K, CALL_MARGIN, START_MARGIN, call_q
 from kaizen.schemas.model import Experience
 from kaizen.settings import Settings
 
-TOOLS_MODES = ("available", "called")
+#: The start recall's `tools`: none (lessons about no tool; tool lessons come right before the
+#: call, `recall_for_call`), available (the agent's toolset), called (the episode's own calls).
+TOOLS_MODES = ("none", "available", "called")
 
 
 @dataclass(frozen=True)
@@ -49,7 +51,7 @@ class BacktestConfig:
     call_margin: float | None = CALL_MARGIN  # as `recall_for_call()` defaults
     tenant: str = "default"
     agent: str | None = None  # one agent name for every file; default: from each log
-    tools: str = "available"  # available: the agent's toolset; called: the episode's own calls
+    tools: str = "none"  # the start recall's tools (TOOLS_MODES)
     input_format: str = "auto"
     approve: bool = False  # approve what the policy leaves for a human (as an operator would)
     keep: bool = False  # keep the backtest's data dir
@@ -147,7 +149,8 @@ def _replay(pipeline: Pipeline, replayed: Sequence[Replayed],
             catalog = _catalog(pipeline, config.tenant, {replayed[i].agent for i in step.recall})
             for i in step.recall:
                 item = replayed[i]
-                tools = toolsets[item.agent] if config.tools == "available" else item.facts.tools
+                tools = (frozenset() if config.tools == "none" else toolsets[item.agent]
+                         if config.tools == "available" else item.facts.tools)
                 recall = _recaller(pipeline, catalog, config, item, tools)
                 tally.recalled(item.facts, Recalls(
                     before=recall(None),
