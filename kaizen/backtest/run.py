@@ -5,10 +5,21 @@ would have, and count what the recalled lessons would have covered.
     print(report.render_table())
 
 Steps (`kaizen.backtest.plan`): feed the episodes that had ended, wait until the pipeline has
-drained (consumer lag), run the gate, then recall for the next window of episodes (task text, the
-agent's tools, the user; and on-error recalls with each failure's signature), and fold the figures
-(`kaizen.backtest.tally`). Replayed episodes carry no snapshot and no recall event: their outcomes
-happened without Kaizen, so they must not count for or against any lesson's effect.
+drained (consumer lag), run the gate, then recall for the next window of episodes and fold the
+figures (`kaizen.backtest.tally`). Each episode recalls as an agent using both recall APIs would:
+
+- at the start, with its task text and user; by default (`tools="none"`) only lessons about no
+  tool, because on real logs the start recall cannot tell which tools an episode will call (every
+  tool is available, and the first customer message scores relevant and off-target lessons
+  alike), so tool lessons there were mostly off-target and covered nothing the next recall did not;
+- right before each tool call, the point-of-use recall of `kaizen.recall_for_call` (that tool's
+  lessons only, the task plus the call's argument names, `call_k` lessons within `call_margin`
+  of the best): on-target by construction, and it lands before the call that would fail;
+- on error, with each failure's signature (what `ep.what_worked` would have got).
+
+A recurring failure counts as covered when a relevant lesson came at the start or right before
+the failing call; the report says which. Replayed episodes carry no snapshot and no recall event:
+their outcomes happened without Kaizen, so they must not count for or against any lesson's effect.
 """
 
 from __future__ import annotations
