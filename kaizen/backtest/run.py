@@ -165,7 +165,8 @@ def _replay(pipeline: Pipeline, replayed: Sequence[Replayed],
                 recall = _recaller(pipeline, catalog, config, item, tools)
                 tally.recalled(item.facts, Recalls(
                     before=recall(None),
-                    on_error=tuple(recall(call.signature) for call in item.facts.failures),
+                    on_error=tuple(recall(call.signature, call.tool)
+                                   for call in item.facts.failures),
                     at_call=_at_calls(pipeline, catalog, config, item)))
                 bar.update(1)
             timings.recall += time.monotonic() - mark
@@ -180,18 +181,19 @@ def _catalog(pipeline: Pipeline, tenant: str, agents: set[str]) -> dict[str, Exp
 
 def _recaller(pipeline: Pipeline, catalog: Mapping[str, Experience], config: BacktestConfig,
               item: Replayed, tools: frozenset[str]
-              ) -> Callable[[str | None], tuple[LessonView, ...]]:
-    """recall(signature) for one episode: before it (None) or at a failure (its signature)."""
+              ) -> Callable[..., tuple[LessonView, ...]]:
+    """recall(signature, tool) for one episode: before it (None) or at a failure of `tool` (its
+    signature; lessons about that tool or no tool, as `Episode.what_worked` asks)."""
     body = {"task": item.episode.task, "agent": item.agent, "tenant": config.tenant,
             "user": item.episode.user, "tools": sorted(tools), "k": config.k}
 
     answers: dict[str | None, tuple[LessonView, ...]] = {}  # one recall per signature
 
-    def recall(signature: str | None) -> tuple[LessonView, ...]:
-        if signature not in answers:
+    def recall(signature: str | None, tool: str | None = None) -> tuple[LessonView, ...]:
+        if signature not in answers:  # a signature names its tool: one recall per signature
             answers[signature] = _views(catalog, pipeline.recall(
-                {**body, "signature": signature} if signature else
-                {**body, "margin": config.start_margin}))
+                {**body, "signature": signature, "tools": [tool] if tool else body["tools"]}
+                if signature else {**body, "margin": config.start_margin}))
         return answers[signature]
 
     return recall
