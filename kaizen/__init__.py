@@ -32,16 +32,17 @@ from typing import TYPE_CHECKING, Any
 from kaizen.errors import KaizenError
 
 if TYPE_CHECKING:
-    from kaizen.client.recall import Recalled, recall, render_lessons
+    from kaizen.client.recall import Recalled, recall, recall_for_call, render_lessons
     from kaizen.client.recorder import Recorder
     from kaizen.settings import Settings, load_settings
 
 __all__ = ["KaizenError", "Recalled", "Recorder", "Settings", "load_settings", "recall",
-           "render_lessons"]
+           "recall_for_call", "render_lessons"]
 
 _LAZY = {
     "Recorder": "kaizen.client.recorder",
     "recall": "kaizen.client.recall",
+    "recall_for_call": "kaizen.client.recall",
     "render_lessons": "kaizen.client.recall",
     "Recalled": "kaizen.client.recall",
     "Settings": "kaizen.settings",

@@ -76,6 +76,10 @@ class Settings(BaseSettings):
     max_auto_change: int = Field(
         3, ge=0, description="Lessons a snapshot may change before it waits for a human."
     )
+    gate_in_steps: bool = Field(
+        True, description="A change of more than KAIZEN_MAX_AUTO_CHANGE lessons is proposed in "
+        "steps of that many (most support first), each evaluated and decided on its own; "
+        "false: the whole change waits for a human (and every later candidate with it).")
     high_risk_tools: str = Field(
         "", description="Comma-separated tools whose lessons always wait for a human."
     )

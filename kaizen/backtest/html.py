@@ -16,10 +16,16 @@ from kaizen.demo.report import html_page, section, table
 FIGURES = (
     ("recurring_with_relevant_lesson", "recurring failures after support with a relevant "
                                        "lesson recalled before", "recurring_after_support"),
+    ("recurring_with_relevant_lesson_at_start", "... the lesson recalled at the episode's start",
+     "recurring_after_support"),
+    ("recurring_with_relevant_lesson_at_call", "... the lesson recalled right before the failing "
+                                               "call", "recurring_after_support"),
     ("recurring_after_support", "recurring failures after support", "recurring_failures"),
     ("recurring_failures", "recurring failures", "failures"),
     ("novel_failures", "novel failures", "failures"),
     ("episodes_with_off_target_lesson", "episodes with an off-target lesson", "episodes"),
+    ("episodes_with_off_target_lesson_at_start", "... from the recall at the start", "episodes"),
+    ("calls_with_lesson", "calls with a lesson recalled right before", "calls"),
     ("covered_by_on_error_recall", "failed calls after a first failure covered by an on-error "
                                    "recall", "failed_calls_after_first"),
 )
@@ -37,7 +43,9 @@ def backtest_section(report: BacktestReport) -> str:
     head = (f"<p>{figures['episodes']:,} episodes from {len(report.files)} file(s); window "
             f"{report.settings['window']}, k {report.settings['k']}, tools "
             f"{escape(str(report.settings['tools']))}, min support "
-            f"{report.settings['min_support']}.</p>\n<ul>{''.join(items)}</ul>")
+            f"{report.settings['min_support']}; before each call k "
+            f"{report.settings.get('call_k')}, margin {report.settings.get('call_margin')}."
+            f"</p>\n<ul>{''.join(items)}</ul>")
     data = report.to_json()
     signatures = table("backtest-signatures", ("signature", "episodes", "recurring",
                                                "after support", "covered"),

@@ -14,7 +14,7 @@ read and tested in one place:
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from kaizen.processors.learning.patches import apply_patch
@@ -29,20 +29,31 @@ class LessonView:
     tool: str | None
     signature: str | None
     patch: ToolCallPatch | None
+    score: float = field(default=0.0, compare=False)  # the recall's score (rules are tuned on it)
 
     @classmethod
-    def of(cls, experience: Experience) -> LessonView:
+    def of(cls, experience: Experience, score: float = 0.0) -> LessonView:
         return cls(experience.experience_id, experience.tool, experience.trigger.signature,
-                   experience.patch)
+                   experience.patch, score)
+
+
+@dataclass(frozen=True)
+class Call:
+    """One tool call of a replayed episode, as the agent was about to make it."""
+
+    tool: str
+    arguments: Mapping[str, Any]
 
 
 @dataclass(frozen=True)
 class FailedCall:
-    """One failed tool call of a replayed episode: the tool, its error signature, the arguments."""
+    """One failed tool call of a replayed episode: the tool, its error signature, the arguments,
+    and its place among the episode's calls (`position`, -1 when unknown)."""
 
     tool: str
     signature: str
     arguments: Mapping[str, Any]
+    position: int = -1
 
 
 def patch_applies(patch: ToolCallPatch, tool: str, arguments: Mapping[str, Any]) -> bool:

@@ -79,11 +79,18 @@ class BacktestReport:
             "novel_failures": t.novel_failures,
             "recurring_after_support": t.recurring_after_support,
             "recurring_with_relevant_lesson": t.recurring_with_relevant_lesson,
+            "recurring_with_relevant_lesson_at_start": t.recurring_with_relevant_lesson_at_start,
+            "recurring_with_relevant_lesson_at_call": t.recurring_with_relevant_lesson_at_call,
             "recurring_any_with_relevant_lesson": t.recurring_any_with_relevant_lesson,
             "episodes_with_lesson": t.episodes_with_lesson,
+            "episodes_with_lesson_at_start": t.episodes_with_lesson_at_start,
             "episodes_with_off_target_lesson": t.episodes_with_off_target_lesson,
+            "episodes_with_off_target_lesson_at_start": t.episodes_with_off_target_lesson_at_start,
             "lessons_recalled": t.lessons_recalled,
+            "lessons_recalled_at_start": t.lessons_recalled_at_start,
             "off_target_recalls": t.off_target_recalls,
+            "calls": t.calls,
+            "calls_with_lesson": t.calls_with_lesson,
             "failed_calls_after_first": t.failed_calls_after_first,
             "covered_by_on_error_recall": t.covered_by_on_error_recall,
             "dead_letters": self.dead_letters,
@@ -104,7 +111,10 @@ class BacktestReport:
         f, t = self.figures(), self.tally
         lines = [f"backtest of {len(self.files)} file(s): {f['episodes']:,} episodes, window "
                  f"{self.settings['window']}, k {self.settings['k']}, tools "
-                 f"{self.settings['tools']}, min support {self.settings['min_support']}", ""]
+                 f"{self.settings['tools']}, min support {self.settings['min_support']}",
+                 f"recall at the start: k {self.settings['k']}, margin "
+                 f"{self.settings.get('start_margin')}; before each call: k "
+                 f"{self.settings.get('call_k')}, margin {self.settings.get('call_margin')}", ""]
         rows = [
             ("failures (episode x signature)", f["failures"], f["episodes"], "episodes"),
             ("  recurring (signature seen before)", f["recurring_failures"], f["failures"],
@@ -114,12 +124,21 @@ class BacktestReport:
              f["recurring_failures"], "recurring"),
             ("    with a relevant lesson recalled before", f["recurring_with_relevant_lesson"],
              f["recurring_after_support"], "after support"),
+            ("      at the episode's start", f["recurring_with_relevant_lesson_at_start"],
+             f["recurring_after_support"], "after support"),
+            ("      right before the failing call", f["recurring_with_relevant_lesson_at_call"],
+             f["recurring_after_support"], "after support"),
             ("  recurring with a relevant lesson (any)", f["recurring_any_with_relevant_lesson"],
              f["recurring_failures"], "recurring"),
             ("episodes with a recalled lesson", f["episodes_with_lesson"], f["episodes"],
              "episodes"),
+            ("  at the start", f["episodes_with_lesson_at_start"], f["episodes"], "episodes"),
             ("episodes with an off-target lesson", f["episodes_with_off_target_lesson"],
              f["episodes"], "episodes"),
+            ("  at the start", f["episodes_with_off_target_lesson_at_start"], f["episodes"],
+             "episodes"),
+            ("calls with a lesson recalled right before", f["calls_with_lesson"], f["calls"],
+             "calls"),
             ("failed calls after a first failure", f["failed_calls_after_first"],
              f["failed_calls"], "failed calls"),
             ("  covered by an on-error recall", f["covered_by_on_error_recall"],

@@ -29,10 +29,22 @@ def register(sub: Any) -> None:
     parser.add_argument("--window", type=int, default=BacktestConfig.window,
                         help="episodes in flight together: their recall sees what was learnt "
                              "before the window (default %(default)s)")
-    parser.add_argument("--k", type=int, default=BacktestConfig.k, help="lessons per recall")
+    parser.add_argument("--k", type=int, default=BacktestConfig.k,
+                        help="lessons per recall at the start of an episode")
+    parser.add_argument("--start-margin", type=_margin, default=BacktestConfig.start_margin,
+                        help="the start recall keeps lessons within this of its best hit "
+                             "(default %(default)s; 'none': no cut)")
+    parser.add_argument("--call-k", type=int, default=BacktestConfig.call_k,
+                        help="lessons per point-of-use recall before each call, as "
+                             "kaizen.recall_for_call (0: none; default %(default)s)")
+    parser.add_argument("--call-margin", type=_margin, default=BacktestConfig.call_margin,
+                        help="point-of-use recall keeps lessons within this of its best hit "
+                             "(default %(default)s; 'none': no cut)")
     parser.add_argument("--tools", choices=TOOLS_MODES, default=BacktestConfig.tools,
-                        help="tools passed to recall: the agent's toolset (available) or the "
-                             "tools the episode then called (called)")
+                        help="tools passed to the recall at the start of an episode: none "
+                             "(lessons about no tool; tool lessons come before each call), the "
+                             "agent's toolset (available) or the tools the episode then called "
+                             "(called); default %(default)s")
     parser.add_argument("--tenant", default=BacktestConfig.tenant)
     parser.add_argument("--agent", help="one agent name for every file (default: from the log)")
     parser.add_argument("--input-format", choices=FORMATS, default="auto",
@@ -46,13 +58,25 @@ def register(sub: Any) -> None:
     parser.set_defaults(handler=run)
 
 
+def _margin(text: str) -> float | None:
+    """A margin option: a number >= 0, or 'none' for no cut."""
+    if text.lower() == "none":
+        return None
+    value = float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError("a margin is >= 0 (or 'none')")
+    return value
+
+
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    if args.window < 1 or args.k < 1:
-        print("kaizen backtest: --window and --k must be >= 1", file=sys.stderr)
+    if args.window < 1 or args.k < 0 or args.call_k < 0:
+        print("kaizen backtest: --window must be >= 1, --k and --call-k >= 0", file=sys.stderr)
         return 2
     if settings.log_level == "info":
         configure_logging(settings.log_format, "warning")  # the gate's info lines drown the bar
-    config = BacktestConfig(window=args.window, k=args.k, tenant=args.tenant, agent=args.agent,
+    config = BacktestConfig(window=args.window, k=args.k, start_margin=args.start_margin,
+                            call_k=args.call_k, call_margin=args.call_margin,
+                            tenant=args.tenant, agent=args.agent,
                             tools=args.tools, input_format=args.input_format, keep=args.keep,
                             approve=args.approve, progress=True)
     if threading.current_thread() is threading.main_thread():  # `timeout` sends SIGTERM: stop

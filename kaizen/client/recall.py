@@ -23,10 +23,11 @@ from kaizen.client.tracing import traced
 from kaizen.processors.learning.signatures import error_signature
 from kaizen.readmodel.lesson import Recalled, lesson_from_json
 from kaizen.readmodel.prompt import render_lessons
+from kaizen.readmodel.relevance import CALL_K, CALL_MARGIN, call_query
 from kaizen.settings import Settings, load_settings
 from kaizen.streams.limits import limiter
 
-__all__ = ["Recalled", "recall", "render_lessons", "what_worked"]
+__all__ = ["Recalled", "recall", "recall_for_call", "render_lessons", "what_worked"]
 _warn = limiter(__name__, every=300.0)
 
 
@@ -75,6 +76,32 @@ def what_worked(
     failure's error signature, so the lesson learnt from exactly this failure comes first."""
     return recall(task, agent=agent, tenant=tenant, user=user, tools=[tool], k=k,
                   signature=error_signature(tool, error), settings=settings)
+
+
+def recall_for_call(
+    tool: str,
+    arguments: Mapping[str, Any] | Iterable[str],
+    *,
+    task: str,
+    agent: str,
+    tenant: str,
+    user: str | None = None,
+    k: int = CALL_K,
+    margin: float | None = CALL_MARGIN,
+    settings: Settings | None = None,
+    timeout: float = 2.0,
+) -> list[Recalled]:
+    """Recall at the point of use: the lessons about `tool`, right before calling it with
+    `arguments` (a dict, or the argument names). Only lessons about that tool, ranked by the
+    task and the call's shape (`relevance.call_query`), at most `k`, none more than `margin`
+    below the best: what the agent needs before the call that would fail, and never a lesson
+    about a tool it is not calling (README, Recall)."""
+    started = time.time_ns()
+    settings = settings or load_settings()
+    body = {"task": call_query(task, tool, arguments), "agent": agent, "tenant": tenant,
+            "user": user, "tool": tool, "k": k, "margin": margin,
+            "min_score": settings.recall_min_score}
+    return traced(_ask(settings, body, timeout), body, started)
 
 
 def _ask(settings: Settings, body: dict[str, Any], timeout: float) -> list[Recalled]:

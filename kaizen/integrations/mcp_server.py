@@ -1,10 +1,12 @@
 """`kaizen mcp`: an MCP server, so any MCP-speaking agent can recall lessons and record episodes.
 
-Two tools, over stdio (the default: `kaizen mcp`) or streamable HTTP (`kaizen mcp --transport
+Three tools, over stdio (the default: `kaizen mcp`) or streamable HTTP (`kaizen mcp --transport
 streamable-http --port 8766`):
 
     recall_lessons(task, agent, tenant?, user?, tools?, k?)
         -> {"lessons": [{experience_id, score, guidance, kind, tool}], "prompt": "..."}
+    lessons_for_call(tool, arguments, task, agent, tenant?, user?)
+        -> the same, for lessons about `tool` only: call it right before calling the tool
     record_episode(task, agent, tool_calls=[{tool, arguments, ok, error?, output?}],
                    outcome="success"|"failure"|"abandoned", tenant?, user?, episode_id?)
         -> {"episode_id", "events", "pending"}
@@ -23,7 +25,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from kaizen.client.recall import recall
+from kaizen.client.recall import recall, recall_for_call
 from kaizen.client.recorder import Recorder
 from kaizen.settings import Settings
 
@@ -56,6 +58,19 @@ class KaizenTools:
 
         lessons = recall(task, agent=agent, tenant=tenant, user=user, tools=tools, k=k,
                          settings=self.settings)
+        return {"lessons": [{"experience_id": x.experience_id, "score": x.score,
+                             "guidance": x.guidance, "kind": x.kind, "tool": x.tool}
+                            for x in lessons],
+                "prompt": render_lessons(lessons)}
+
+    def lessons_for_call(self, tool: str, arguments: dict[str, Any], task: str, agent: str,
+                         tenant: str = "default", user: str | None = None) -> dict[str, Any]:
+        """Recall at the point of use (`kaizen.recall_for_call`): the lessons about `tool`,
+        right before the agent calls it with `arguments`."""
+        from kaizen.readmodel.prompt import render_lessons
+
+        lessons = recall_for_call(tool, arguments, task=task, agent=agent, tenant=tenant,
+                                  user=user, settings=self.settings)
         return {"lessons": [{"experience_id": x.experience_id, "score": x.score,
                              "guidance": x.guidance, "kind": x.kind, "tool": x.tool}
                             for x in lessons],
@@ -102,6 +117,7 @@ def build_server(tools: KaizenTools) -> Any:
 
     server = MCPServer(SERVER_NAME, instructions=(
         "Call recall_lessons before a task and put the prompt into your instructions; call "
+        "lessons_for_call right before calling a tool and follow what it says; call "
         "record_episode after it with the tool calls you made and how the task ended."))
 
     @server.tool(description="Lessons learned from earlier tasks, best first, and a prompt "
@@ -109,6 +125,12 @@ def build_server(tools: KaizenTools) -> Any:
     def recall_lessons(task: str, agent: str, tenant: str = "default", user: str | None = None,
                        tools_used: list[str] | None = None, k: int = 5) -> dict[str, Any]:
         return tools.recall_lessons(task, agent, tenant, user, tools_used, k)
+
+    @server.tool(description="Lessons about one tool, right before calling it with these "
+                             "arguments: the rules earlier calls of it broke, best first.")
+    def lessons_for_call(tool: str, arguments: dict[str, Any], task: str, agent: str,
+                         tenant: str = "default", user: str | None = None) -> dict[str, Any]:
+        return tools.lessons_for_call(tool, arguments, task, agent, tenant, user)
 
     @server.tool(description="Record one finished task: its tool calls (in order, with "
                              "arguments and whether each worked) and its outcome.")

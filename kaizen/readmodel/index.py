@@ -12,6 +12,8 @@ Scope rules are strict and are enforced here, not by the caller:
 * a lesson with a ``user`` (a preference) is recalled only for that same user;
   never for another user and never for a query without a user;
 * ``tools``, if given, keeps lessons about one of those tools or about no tool;
+* ``tool``, if given (recall right before calling that tool), keeps only lessons about
+  it; ``margin`` then drops those scoring more than that below the best of them;
 * only the scope's active set: the members of its active snapshot, or, before any
   snapshot exists (``set_active(..., None, excluded)``), every ``proposed`` lesson
   except those the snapshot log blamed (a rejection, a monitor rollback). A snapshot
@@ -45,6 +47,7 @@ import numpy.typing as npt
 from kaizen.readmodel.embedding import Embedder
 from kaizen.readmodel.lesson import Recalled, lesson_to_json
 from kaizen.readmodel.prompt import render_lessons
+from kaizen.readmodel.relevance import near_best
 from kaizen.readmodel.vector_search import ANN_MIN_ROWS, VectorSearch
 from kaizen.schemas.content import content_hash
 from kaizen.schemas.model import Experience
@@ -256,17 +259,25 @@ class RecallIndex:
         k: int = 5,
         signature: str | None = None,
         min_score: float | None = None,
+        tool: str | None = None,
+        margin: float | None = None,
     ) -> list[Recalled]:
         """The ``k`` best active lessons of the scope for ``task``, best first.
 
         ``signature`` is the normalised error signature the agent just hit, if
         any; ``min_score`` drops weaker matches (default: the index's floor, the
         service's ``KAIZEN_RECALL_MIN_SCORE``): nothing rather than an unrelated lesson.
+        ``tool`` keeps only lessons about that one tool (recall right before calling it,
+        :mod:`kaizen.readmodel.relevance`); ``margin`` drops lessons scoring more than that
+        below the best hit.
         """
         view = self._views.get((tenant, agent))
         if view is None or k <= 0 or not view.experiences:
             return []
         rows = _allowed_rows(view, user, None if tools is None else set(tools))
+        if tool is not None:
+            code = view.tool_index.get(tool)
+            rows = rows[view.tool_codes[rows] == code] if code is not None else rows[:0]
         if rows.size == 0:
             return []
         query = self._embedder.embed([task])[0].astype(np.float32, copy=False)
@@ -287,7 +298,7 @@ class RecallIndex:
         floor = self.min_score if min_score is None else min_score
         if floor is not None:
             result = [r for r in result if r.score >= floor]
-        return result
+        return near_best(result, [r.score for r in result], margin)
 
     def active_ids(self, tenant: str, agent: str) -> set[str]:
         """Experience ids currently recallable in the scope (for inspection and tests)."""
@@ -355,5 +366,7 @@ def recall_from_index(index: RecallIndex, body: Mapping[str, Any]) -> dict[str, 
         user=body.get("user"), tools=body.get("tools"), k=int(body.get("k", 5)),
         signature=body.get("signature"),
         min_score=float(body["min_score"]) if body.get("min_score") is not None else None,
+        tool=str(body["tool"]) if body.get("tool") is not None else None,
+        margin=float(body["margin"]) if body.get("margin") is not None else None,
     )
     return {"lessons": [lesson_to_json(x) for x in lessons], "prompt": render_lessons(lessons)}

@@ -121,20 +121,37 @@ class Behavior:
         return published
 
     def _gate_scope(self, tenant: str, agent: str) -> list[model.SnapshotEvent]:
+        """One candidate; with `Policy.in_steps`, a change over the limit goes step by step, each
+        step evaluated and decided on its own, until one does not activate or none is left."""
         with self.lock:
-            scope = scope_of(tenant, agent)
-            active = self.log.active(scope)
-            active_members = {m.experience_id: m.content_hash
-                              for m in (self.log.members(active) or [])} if active else {}
+            active = self.log.active(scope_of(tenant, agent))
+            members = {m.experience_id: m.content_hash
+                       for m in (self.log.members(active) or [])} if active else {}
+        events: list[model.SnapshotEvent] = []
+        while True:
+            step, after = self._gate_step(tenant, agent, active, members)
+            events += step
+            if after is None:
+                return events
+            active, members = after
+
+    def _gate_step(self, tenant: str, agent: str, active: str | None,
+                   active_members: dict[str, str]
+                   ) -> tuple[list[model.SnapshotEvent], tuple[str, dict[str, str]] | None]:
+        """Propose, evaluate and decide one candidate from `active`; the new active state when
+        it activated and more changes were deferred to a next step, else None."""
+        scope = scope_of(tenant, agent)
+        with self.lock:
             lessons = self.index.experiences(tenant, agent)
             quarantined = self.quarantined()
-            candidate = snapshots.build_candidate(active_members, lessons,
-                                                  quarantined=quarantined)
+            candidate = snapshots.build_candidate(
+                active_members, lessons, quarantined=quarantined,
+                max_change=self.policy.max_auto_change if self.policy.in_steps else None)
             if candidate is None:
-                return []
+                return [], None
             sid = candidate.snapshot_id(tenant, agent)
             if self.log.status(sid) is not None:
-                return []  # proposed before: waits for a human, or was rejected
+                return [], None  # proposed before: waits for a human, or was rejected
             signals = list(self.signals.get(scope, ()))
         by_id = {x.experience_id: x for x in lessons}
         new = [by_id[i] for i in [*candidate.added, *candidate.changed] if i in by_id]
@@ -163,8 +180,10 @@ class Behavior:
                                                    occurred_at=now, reason=reason,
                                                    edge_cases=decision.failing, blamed=blamed))
         log.info("candidate snapshot", scope=scope, snapshot=sid, decision=decision.action,
-                 reason=decision.reason, size=candidate.size)
-        return events
+                 reason=decision.reason, size=candidate.size, deferred=candidate.deferred)
+        if decision.action == "activate" and candidate.deferred:
+            return events, (sid, dict(candidate.members))
+        return events, None
 
     def _blame(self, new: list[model.Experience], current: list[model.Experience],
                cases: list[EdgeCase]) -> set[str]:

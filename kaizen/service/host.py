@@ -154,7 +154,8 @@ def make_behavior(settings: Settings, stores: Stores, policy: Policy | None = No
     counterfactual evaluator (add e.g. a `ReplayEvaluator` around your agent, and require it)."""
     topic = Topics(settings.topic_prefix).snapshots
     tools = frozenset(t.strip() for t in settings.high_risk_tools.split(",") if t.strip())
-    policy = policy or Policy(max_auto_change=settings.max_auto_change, high_risk_tools=tools)
+    policy = policy or Policy(max_auto_change=settings.max_auto_change,
+                              in_steps=settings.gate_in_steps, high_risk_tools=tools)
     client = settings.kafka_client
     return Behavior(stores.index,
                     lambda events: publish(settings.bootstrap, topic, events, client=client),

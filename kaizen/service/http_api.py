@@ -2,7 +2,8 @@
 
     GET  /              the dashboard (kaizen/service/static/dashboard.html)
     GET  /health
-    POST /recall        {"task", "agent", "tenant", "user"?, "tools"?, "k"?}
+    POST /recall        {"task", "agent", "tenant", "user"?, "tools"?, "k"?, "signature"?,
+                         "min_score"?, "tool"? (only that tool's lessons), "margin"?}
     GET  /experiences   ?tenant=&agent=
     GET  /analytics/<failures|signatures|repeats|snapshots|curve>?by=&since=&until=&hours=&agent=
     GET  /snapshots     ?tenant=&agent=     (timeline and the active snapshot per scope)

@@ -214,6 +214,7 @@ class Candidate:
     changed: tuple[str, ...]  # same id, new content hash
     tools: frozenset[str]  # tools the added, removed and changed lessons are about
     lessons: tuple[Experience, ...]  # the member experiences, by id
+    deferred: int = 0  # changes left for a later step (`build_candidate(max_change=)`)
 
     @property
     def size(self) -> int:
@@ -232,10 +233,16 @@ def build_candidate(
     *,
     quarantined: set[str],
     min_change: int = 1,
+    max_change: int | None = None,
 ) -> Candidate | None:
     """The scope's proposed, non-quarantined lessons as a candidate; None below `min_change`.
 
     `experiences` are the scope's lessons (the highest version of an id wins if several come).
+    With `max_change`, a larger change is cut to a step of at most that many changes
+    (`_first_step`): removals first, then changed lessons, then added ones by most support; the
+    rest (`deferred`) comes in later candidates. Why: on real logs the learnt lessons pile up
+    faster than any human approves, and one candidate over the limit waited for a human while
+    every later one, a superset, waited too: nothing more was learnt, ever (README, Gate).
     """
     latest: dict[str, Experience] = {}
     for x in experiences:
@@ -251,8 +258,34 @@ def build_candidate(
                            if members[i] != active_members[i]))
     if len(added) + len(removed) + len(changed) < min_change:
         return None
+    deferred = 0
+    if max_change is not None and len(added) + len(removed) + len(changed) > max_change:
+        members, added, removed, changed, deferred = _first_step(
+            active_members, members, latest, added, removed, changed, max(max_change, 1))
+        chosen = {i: latest[i] for i in members if i in latest}
     touched = [latest[i] for i in (*added, *removed, *changed) if i in latest]
-    return Candidate(members, added, removed, changed, _tools(touched), tuple(chosen.values()))
+    return Candidate(members, added, removed, changed, _tools(touched),
+                     tuple(chosen[i] for i in sorted(chosen)), deferred)
+
+
+def _first_step(active: dict[str, str], target: dict[str, str], latest: dict[str, Experience],
+                added: tuple[str, ...], removed: tuple[str, ...], changed: tuple[str, ...],
+                size: int) -> tuple[dict[str, str], tuple[str, ...], tuple[str, ...],
+                                    tuple[str, ...], int]:
+    """The first `size` changes from `active` towards `target`, and how many are left."""
+    by_support = sorted(added, key=lambda i: (-latest[i].support_episodes, i))
+    order = [("removed", i) for i in removed] + [("changed", i) for i in changed] + [
+        ("added", i) for i in by_support]
+    step, left = order[:size], len(order) - size
+    members = dict(active)
+    for kind, i in step:
+        if kind == "removed":
+            members.pop(i, None)
+        else:
+            members[i] = target[i]
+    pick = {kind: tuple(sorted(i for k, i in step if k == kind))
+            for kind in ("added", "removed", "changed")}
+    return members, pick["added"], pick["removed"], pick["changed"], left
 
 
 def _tools(lessons: Iterable[Experience]) -> frozenset[str]:
@@ -271,6 +304,7 @@ class Policy:
     """What may activate without a human."""
 
     max_auto_change: int = 3
+    in_steps: bool = False  # a bigger change is proposed in steps of max_auto_change
     high_risk_tools: frozenset[str] = frozenset()
     required_evaluators: tuple[str, ...] = ("counterfactual",)
     quorum: int | None = None  # at least this many evaluators must pass

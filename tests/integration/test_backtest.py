@@ -3,7 +3,9 @@
 Eight customers in turn hit the same failure (a renamed argument) and recover with the renamed
 call. With min support 2 and one episode per window, episodes 2..7 recall after two earlier
 episodes went through the pipeline: each of their repeats must get the lesson beforehand, and
-no episode may get a lesson about a tool it does not call.
+no episode may get a lesson about a tool it does not call. With the defaults (tool-less lessons
+at the start, `recall_for_call` before each call) the lesson must arrive right before the
+failing `charge` call, and never before `lookup_order`.
 """
 
 from __future__ import annotations
@@ -71,6 +73,7 @@ def test_later_repeats_of_a_recovered_failure_get_the_lesson(
     assert figures["recurring_failures"] == EPISODES - 1
     assert figures["recurring_after_support"] == EPISODES - 2
     assert figures["recurring_with_relevant_lesson"] == EPISODES - 2
+    assert figures["recurring_with_relevant_lesson_at_start"] == EPISODES - 2
     assert figures["episodes_with_off_target_lesson"] == 0
     assert figures["dead_letters"] == 0
     charge = [x for x in report.lessons if x.tool == "charge"]
@@ -82,3 +85,25 @@ def test_later_repeats_of_a_recovered_failure_get_the_lesson(
             f'data-total="{EPISODES - 2}"') in page
     assert not (tmp_path / "home" / "backtest").exists() or not any(
         (tmp_path / "home" / "backtest").iterdir())  # the fresh data dir is removed
+
+
+def test_the_point_of_use_recall_brings_the_lesson_right_before_the_failing_call(
+        kafka_broker: KafkaBroker, unique_topic_prefix: str, tmp_path: Path) -> None:
+    settings = load_settings(kafka_bootstrap=kafka_broker.bootstrap, home=tmp_path / "home",
+                             topic_prefix=unique_topic_prefix, min_support=2)
+    log = _log(tmp_path / "shop.json.gz")
+    report = run_backtest([str(log)], settings, BacktestConfig(window=1, progress=False))
+    figures = report.figures()
+    assert (figures["episodes"], figures["recurring_after_support"]) == (EPISODES, EPISODES - 2)
+    assert figures["recurring_with_relevant_lesson"] == EPISODES - 2
+    assert figures["recurring_with_relevant_lesson_at_call"] == EPISODES - 2
+    assert figures["recurring_with_relevant_lesson_at_start"] == 0  # the start has no tool lesson
+    assert figures["episodes_with_lesson_at_start"] == 0
+    assert figures["episodes_with_off_target_lesson"] == 0
+    # 3 calls per episode; the lesson is recalled before both charge calls of episodes 2..7
+    # (and never before lookup_order, which has no lesson): 2 calls each
+    assert figures["calls"] == 3 * EPISODES
+    assert figures["calls_with_lesson"] == 2 * (EPISODES - 2)
+    page = write_backtest_page(tmp_path / "bt.html", report).read_text()
+    assert (f'data-figure="recurring_with_relevant_lesson_at_call" data-count="{EPISODES - 2}" '
+            f'data-total="{EPISODES - 2}"') in page

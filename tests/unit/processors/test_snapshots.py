@@ -303,6 +303,41 @@ def test_build_candidate_below_min_change_is_none() -> None:
     assert build_candidate({}, [], quarantined=set()) is None
 
 
+def test_a_change_over_max_change_comes_in_steps_removals_first_then_most_support() -> None:
+    """The counter-example of the old rule: 5 new lessons with a limit of 3 made one candidate
+    that waited for a human, and every later candidate (a superset) waited with it."""
+    old = lesson("old")
+    new = [dataclasses.replace(lesson(x), support_episodes=n)
+           for x, n in (("n1", 2), ("n2", 9), ("n3", 5), ("n4", 5), ("n5", 1))]
+    active = {"old": content_hash(old), "gone": "h"}
+    whole = build_candidate(active, [old, *new], quarantined=set())
+    assert whole is not None and whole.size == 6 and whole.deferred == 0
+    first = build_candidate(active, [old, *new], quarantined=set(), max_change=3)
+    assert first is not None
+    assert (first.removed, first.added, first.changed, first.deferred) == (
+        ("gone",), ("n2", "n3"), (), 3)  # n3 before n4: equal support, by id
+    assert first.members == {"old": content_hash(old), "n2": content_hash(new[1]),
+                             "n3": content_hash(new[2])}
+    assert [x.experience_id for x in first.lessons] == ["n2", "n3", "old"]
+    second = build_candidate(first.members, [old, *new], quarantined=set(), max_change=3)
+    assert second is not None and (second.added, second.deferred) == (("n1", "n4", "n5"), 0)
+    assert second.members == whole.members  # the steps end where the whole change would
+
+
+@given(st.integers(0, 8), st.integers(0, 4), st.integers(1, 4))
+def test_steps_never_exceed_the_limit_and_always_reach_the_whole_change(
+        n_new: int, n_gone: int, limit: int) -> None:
+    lessons = [dataclasses.replace(lesson(f"x{i}"), support_episodes=i % 3) for i in range(n_new)]
+    active = {f"gone{i}": "h" for i in range(n_gone)}
+    target = build_candidate(active, lessons, quarantined=set())
+    steps = 0
+    while (step := build_candidate(active, lessons, quarantined=set(), max_change=limit)):
+        assert step.size <= limit
+        active, steps = step.members, steps + 1
+    assert active == (target.members if target else {})
+    assert steps == (-(-(n_new + n_gone) // limit))
+
+
 def test_candidate_id_is_the_snapshot_id_of_its_members() -> None:
     cand = build_candidate({}, [lesson("b"), lesson("a")], quarantined=set())
     assert cand is not None

@@ -23,6 +23,7 @@ from kaizen.readmodel.index import (
     RecallIndex,
     _top,
     content_hash,
+    recall_from_index,
     recall_text,
 )
 from kaizen.readmodel.prompt import HEADER, render_lessons, summarise_patch
@@ -225,6 +226,26 @@ def test_min_score_and_k(index: RecallIndex) -> None:
     assert len(index.recall("order", agent="bot", tenant="acme", k=3)) == 3
     assert index.recall("order", agent="bot", tenant="acme", k=0) == []
     assert index.recall("order", agent="bot", tenant="acme", min_score=1.5) == []
+
+
+def test_tool_keeps_only_that_tools_lessons_and_margin_cuts_far_below_the_best(
+        index: RecallIndex) -> None:
+    index.load([
+        experience("pay-1", tool="pay", guidance="pay needs a currency", example_task="pay"),
+        experience("pay-2", tool="pay", guidance="refund rules differ", example_task="other"),
+        experience("ship", tool="ship", guidance="pay attention to ship dates"),
+        experience("general", guidance="pay the customer kindly"),
+    ])
+    got = index.recall("pay currency", agent="bot", tenant="acme", tool="pay", k=5)
+    assert set(ids(got)) == {"pay-1", "pay-2"}  # not ship, and not the tool-less lesson
+    assert index.recall("pay", agent="bot", tenant="acme", tool="never-seen") == []
+    best = got[0].score
+    near = index.recall("pay currency", agent="bot", tenant="acme", tool="pay", k=5,
+                        margin=best - got[1].score - 1e-4)
+    assert ids(near) == ids(got)[:1]  # the second is just past the margin
+    body = {"task": "pay currency", "agent": "bot", "tenant": "acme", "tool": "pay",
+            "margin": 0.0, "k": 5}
+    assert [x["experience_id"] for x in recall_from_index(index, body)["lessons"]] == ids(got)[:1]
 
 
 def test_recall_while_updating_from_other_threads(index: RecallIndex) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kaizen.backtest.matching import FailedCall, LessonView
+from kaizen.backtest.matching import Call, FailedCall, LessonView
 from kaizen.backtest.tally import EpisodeFacts, Recalls, Tally
 
 SIG = "pay: Error: currency required"
@@ -47,3 +47,42 @@ def test_episodes_without_failures_count_in_the_denominators_only() -> None:
     tally.recalled(facts(0), Recalls(before=(LESSON,)))
     assert (tally.episodes, tally.failures, tally.episodes_with_lesson) == (1, 0, 1)
     assert tally.episodes_with_off_target_lesson == 0
+
+
+def test_a_lesson_recalled_right_before_the_failing_call_covers_it_and_is_counted_apart() -> None:
+    """Point-of-use recall: the start recall got nothing (or an off-target lesson), the recall
+    before the failing call (position 1) got the relevant lesson: covered, split `at_call`."""
+    tally = Tally(min_support=1)
+    first = EpisodeFacts(0, "bot", frozenset({"look", "pay"}),
+                         (FailedCall("pay", SIG, {"amount": 5}, 1),),
+                         (Call("look", {}), Call("pay", {"amount": 5})))
+    tally.recalled(first, Recalls(before=()))
+    tally.fed(first)
+    again = EpisodeFacts(1, "bot", frozenset({"look", "pay"}),
+                         (FailedCall("pay", SIG, {"amount": 5}, 1),),
+                         (Call("look", {}), Call("pay", {"amount": 5})))
+    tally.recalled(again, Recalls(before=(OFF,), at_call=((), (LESSON,))))
+    assert tally.recurring_after_support == 1
+    assert tally.recurring_with_relevant_lesson == 1
+    assert (tally.recurring_with_relevant_lesson_at_start,
+            tally.recurring_with_relevant_lesson_at_call) == (0, 1)
+    assert (tally.calls, tally.calls_with_lesson) == (4, 1)
+    assert tally.episodes_with_off_target_lesson == tally.episodes_with_off_target_lesson_at_start
+    assert tally.episodes_with_off_target_lesson == 1  # the start's weather tip
+    assert tally.lessons["add-currency"].relevant == 1
+
+
+def test_a_lesson_recalled_only_before_another_call_does_not_cover_the_failure() -> None:
+    """Before *that* call: a relevant lesson shown before call 0 but not before the failing call
+    1 does not count at the call (it was not recalled for it), and a point-of-use lesson about a
+    tool the episode never calls is off-target like any other."""
+    tally = Tally(min_support=1)
+    episode = EpisodeFacts(0, "bot", frozenset({"pay"}),
+                           (FailedCall("pay", SIG, {"amount": 5}, 1),),
+                           (Call("pay", {"amount": 1}), Call("pay", {"amount": 5})))
+    tally.recalled(episode, Recalls(before=()))
+    tally.fed(episode)
+    tally.recalled(episode, Recalls(before=(), at_call=((LESSON,), (OFF,))))
+    assert (tally.recurring_after_support, tally.recurring_with_relevant_lesson) == (1, 0)
+    assert tally.episodes_with_off_target_lesson == 1
+    assert tally.episodes_with_off_target_lesson_at_start == 0
