@@ -32,7 +32,7 @@ from kaizen.processors.learning.evaluation import (
     CounterfactualEvaluator,
     EdgeCase,
     Evaluator,
-    lesson_episodes,
+    homework,
     recall_by_trigger,
     select_edge_cases,
 )
@@ -155,7 +155,7 @@ class Behavior:
             signals = list(self.signals.get(scope, ()))
         by_id = {x.experience_id: x for x in lessons}
         new = [by_id[i] for i in [*candidate.added, *candidate.changed] if i in by_id]
-        cases = select_edge_cases(signals, lesson_episodes(new), EDGE_CASES)
+        cases = select_edge_cases(signals, homework(new), EDGE_CASES)
         now = int(self.clock() * 1000)
         members = [by_id[m.experience_id] for m in candidate.member_list()
                    if m.experience_id in by_id]

@@ -107,6 +107,15 @@ class Evaluator(Protocol):
 # --- edge case selection --------------------------------------------------------------------
 
 
+def homework(lessons: Iterable[Experience]) -> set[str]:
+    """The episodes to leave out of grading: those the lessons WITHOUT a patch were learned from.
+    A patch's source episodes stay in, for interference only (a lesson's patch is never held
+    against its own source, `CounterfactualEvaluator._disturbers`): left out, a harmful patch
+    travelling in one candidate with a changed lesson of the same tool was graded on none of
+    that tool's recoveries, and passed."""
+    return lesson_episodes(x for x in lessons if x.patch is None)
+
+
 def lesson_episodes(lessons: Iterable[Experience]) -> set[str]:
     """Episodes the given lessons were learned from (their evidence), to exclude from grading.
 
@@ -267,8 +276,8 @@ class CounterfactualEvaluator:
         """Lessons (id, guidance+patch identity) whose patch would change the call that worked."""
         out: set[tuple[str, str]] = set()
         for lesson in self.recall(case, lessons):
-            if lesson.patch is None:
-                continue
+            if lesson.patch is None or case.episode_id in lesson_episodes([lesson]):
+                continue  # a lesson's patch on the very call it was learned from is its source
             patched = self._patched(lesson.patch, call[0], call[1])
             if patched is not None and patched != call:
                 out.add((lesson.experience_id, repr(lesson.patch)))

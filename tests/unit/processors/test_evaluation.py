@@ -17,6 +17,7 @@ from kaizen.processors.learning.evaluation import (
     Evaluation,
     Evaluator,
     ReplayEvaluator,
+    homework,
     lesson_episodes,
     quorum,
     recall_by_trigger,
@@ -128,6 +129,29 @@ def test_selection_does_not_depend_on_arrival_order(rnd: random.Random) -> None:
 def test_lesson_episodes() -> None:
     assert lesson_episodes([lesson("a", QUOTED, episodes=("e1", "e2")),
                             lesson("b", None, episodes=("e2", "e9"))]) == {"e1", "e2", "e9"}
+
+
+def test_homework_keeps_the_source_episodes_of_lessons_with_a_patch() -> None:
+    assert homework([lesson("a", QUOTED, STRIP, episodes=("e1",)),
+                     lesson("b", None, episodes=("e2",))]) == {"e2"}
+
+
+def test_a_harmful_patch_beside_a_changed_lesson_of_its_tool_is_caught() -> None:
+    """The demo's harmful lesson (a patch, no evidence) came in one candidate with a new version
+    of the lesson that recoveries of its tool taught: leaving that lesson's source episodes out
+    left no recovery to grade the harmful patch on, and it passed."""
+    args = json.dumps({"q": '"Kafka"'})
+    signals = [s for ep in ("r1", "r2") for s in (
+        signal(ep, "failure", tool="search", signature=QUOTED, arguments_json=args),
+        signal(ep, "recovery", at=T0 + 1, tool="search", signature=QUOTED, arguments_json=args,
+               patch=STRIP),
+        signal(ep, "outcome", at=T0 + 2, outcome="success"))]
+    taught = lesson("strip", QUOTED, STRIP, episodes=("r1", "r2"))
+    harmful = lesson("lower", "search: something else", LOWER)
+    cases = select_edge_cases(signals, homework([taught, harmful]), 10)
+    result = counterfactual().evaluate([taught, harmful], [], cases)
+    assert (result.verdict, result.failing) == ("fail", ["r1", "r2"])
+    assert counterfactual().evaluate([taught], [], cases).verdict == "pass"  # not its own source
 
 
 # --- counterfactual -----------------------------------------------------------------------
