@@ -34,7 +34,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
                   client=settings.kafka_client, replication=settings.topic_replication)
     config = processor_config(settings)
     ensure_topics(settings.bootstrap, [config.internal(TOOL_RESULTS_TOPIC),
-                                       config.internal(CURATION_TOPIC)], config.partitions)
+                                       config.internal(CURATION_TOPIC)], config.partitions,
+                  config.replication, config=config.topic_config)
     run_worker(config, loglevel=args.faust_log_level,
                baseline=args.faust_baseline)
     return 0

@@ -18,4 +18,5 @@ def processor_config(settings: Settings, app_id: str | None = None) -> Processor
         idle_ms=int(settings.episode_idle_seconds * 1000),
         keys_path=settings.personal_keys,
         limits=settings.limits,
+        replication=settings.topic_replication,
     )
