@@ -23,10 +23,15 @@ def _steps_per_put(spool: Spool, db: sqlite3.Connection, first_key: int, puts: i
         steps[0] += 1
         return 0
 
-    db.set_progress_handler(tick, 10)
+    # Under the spool's own SQLite lock: the writer thread may be inside a step of the same
+    # connection, holding its mutex, and the handler then waits for the GIL this thread holds
+    # (a deadlock seen once in a loaded run).
+    with spool._db_lock:  # noqa: SLF001
+        db.set_progress_handler(tick, 10)
     for key in range(first_key, first_key + puts):
         spool.put(SpooledRecord(key, "t", b"k", ROW))
-    db.set_progress_handler(None, 0)
+    with spool._db_lock:  # noqa: SLF001
+        db.set_progress_handler(None, 0)
     return steps[0] / puts
 
 
