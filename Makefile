@@ -37,7 +37,8 @@ integration: setup ## Integration tests against a real broker started for the se
 	$(BIN)/pytest tests/integration -q
 
 fuzz: $(STAMP) ## Fuzz the codec, importers, error normalisation and HTTP API, 10k inputs each
-	KAIZEN_FUZZ_EXAMPLES=10000 $(BIN)/pytest tests/fuzz -q -p no:cacheprovider
+	KAIZEN_FUZZ_EXAMPLES=10000 $(BIN)/pytest tests/fuzz -q -p no:cacheprovider --durations=0 \
+		--timeout=0 --session-timeout=86400  # 10k inputs: longer than 5 min a test
 
 test: setup lint ## Set everything up, lint, and run the whole suite
 	@bash infra/install-system-deps.sh --browser

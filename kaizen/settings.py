@@ -43,6 +43,11 @@ class Settings(BaseSettings):
         "listens on kafka_port + 2i and kafka_controller_port + 2i; topics get replication "
         "min(3, N) and min.insync.replicas 2."
     )
+    kafka_replication: int = Field(
+        0, ge=0, le=9, description="Replication of the topics Kaizen creates (the processors' "
+        "changelogs and internal topics too); 0: one per local broker, at most three, and 1 on "
+        "your own Kafka."
+    )
     topic_prefix: str = Field("kaizen", description="Prefix of every topic name.")
     topic_partitions: int = Field(3, ge=1, description="Partitions of the episode-keyed topics.")
     schema_registry_url: str = Field(
@@ -194,12 +199,22 @@ class Settings(BaseSettings):
     def bootstrap(self) -> str:
         """The brokers to talk to: the user's own, or the local launcher's."""
         return self.kafka_bootstrap or ",".join(
-            f"127.0.0.1:{self.kafka_port + 2 * i}" for i in range(self.kafka_brokers))
+            f"127.0.0.1:{self.kafka_port + 2 * i}" for i in range(self.local_brokers))
+
+    @property
+    def local_brokers(self) -> int:
+        """Brokers of the local cluster: the setting, or the size of the cluster this home
+        already holds (`kaizen up --brokers 3` once; `serve` then reaches all three)."""
+        made = [int(d.name.split("-")[1]) for d in self.home.glob("kafka-[0-9]*")]
+        return max([self.kafka_brokers, *made])
 
     @property
     def topic_replication(self) -> int:
-        """Replication of the topics Kaizen creates: one per local broker, at most three."""
-        return min(3, self.kafka_brokers) if self.uses_local_kafka else 1
+        """Replication of the topics Kaizen creates: as set, or one per local broker (at most
+        three), or 1 on your own Kafka."""
+        if self.kafka_replication:
+            return self.kafka_replication
+        return min(3, self.local_brokers) if self.uses_local_kafka else 1
 
     @property
     def controller_port(self) -> int:

@@ -12,7 +12,12 @@ are read again, and the folds recognise them (event ids, seq), so state and outp
 same as in an uninterrupted run. A record on which a fold raises is retried a bounded number of
 times and then dead-lettered with its traceback (`processors/steps.py`); anything else that fails
 (the broker refusing outputs) exits the worker before the batch is acked, and `serve` restarts it
-with a backoff.
+with a backoff. A record that kills the process while it is folded (no exception at all) is
+dead-lettered after `max_deaths` deaths (`processors/inflight.py`).
+
+Test seam: with `KAIZEN_TEST_EXIT_ON=<text>` in its environment, a worker exits at once
+(`os._exit(99)`, as a crash would) when it folds a record whose value contains that text. Only
+the fault tests set it (`tests/faults/test_processor_death.py`): no record triggers a real crash.
 """
 
 from __future__ import annotations
@@ -35,10 +40,12 @@ from kaizen.processors.config import (
     ProcessorConfig,
 )
 from kaizen.processors.folding import Outgoing, Record, RecordFolds
+from kaizen.processors.inflight import DeathWatch, ProcessDied
 from kaizen.processors.steps import AssembleStep, Batch, aggregate_step, curate_step
 from kaizen.streams.topics import Topics
 
 log = structlog.get_logger(__name__)
+_EXIT_ON = os.environ.get("KAIZEN_TEST_EXIT_ON", "").encode() or None  # the test seam
 
 
 class Step(Protocol):
@@ -102,7 +109,7 @@ def _faust_app(app_id: str, config: ProcessorConfig) -> faust.App:
         key_serializer="json",  # tables: str keys, dict states
         value_serializer="json",
         topic_partitions=config.partitions,
-        topic_replication_factor=1,
+        topic_replication_factor=config.replication,  # changelogs, internal topics
         web_enabled=False,
         processing_guarantee="at_least_once",
         broker_commit_interval=1.0,
@@ -126,6 +133,7 @@ class Processors:
             self._topics[name] = self.app.topic(
                 name, key_type=bytes, value_type=bytes, key_serializer="raw",
                 value_serializer="raw", partitions=self.config.partitions, internal=internal,
+                config=self.config.topic_config if internal else None,
             )
         return self._topics[name]
 
@@ -134,38 +142,60 @@ class Processors:
         episodes_in = self._topic(topics.episodes)
         tool_results = self._topic(cfg.internal(TOOL_RESULTS_TOPIC), internal=True)
         curation_in = self._topic(cfg.internal(CURATION_TOPIC), internal=True)
-        steps = (("assemble-v1", episodes_in, EPISODES_TABLE, AssembleStep(self.folds)),
-                 ("aggregate-v1", tool_results, PATTERNS_TABLE, aggregate_step(self.folds)),
-                 ("curate-v1", curation_in, CURATION_TABLE, curate_step(self.folds)))
+        steps = (("assemble", episodes_in, EPISODES_TABLE, AssembleStep(self.folds)),
+                 ("aggregate", tool_results, PATTERNS_TABLE, aggregate_step(self.folds)),
+                 ("curate", curation_in, CURATION_TABLE, curate_step(self.folds)))
         self.tables: dict[str, Any] = {}
-        for agent_name, source, table_name, step in steps:
-            table = self.app.Table(table_name, default=None, partitions=cfg.partitions)
+        for component, source, table_name, step in steps:
+            table = self.app.Table(table_name, default=None, partitions=cfg.partitions,
+                                   extra_topic_configs=cfg.topic_config)
             self.tables[table_name] = table
-            self.app.agent(source, name=agent_name)(self._agent(step, table))
+            watch = DeathWatch(cfg.data_dir, component, cfg.max_deaths)
+            self.app.agent(source, name=f"{component}-v1")(self._agent(step, table, watch))
 
-    def _agent(self, step: Step, table: Any) -> Callable[[faust.StreamT[bytes]],
-                                                        AsyncIterator[None]]:
+    def _agent(self, step: Step, table: Any, watch: DeathWatch
+               ) -> Callable[[faust.StreamT[bytes]], AsyncIterator[None]]:
         async def run(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
             # take_events acks a batch's events (so their offsets may be committed) only after
             # this loop body has finished with the batch; StreamT's stub lacks the method
             assert isinstance(stream, faust.Stream)
             async for events in stream.take_events(self.config.batch_records,
                                                    within=self.config.batch_seconds):
-                records = [_record(event) for event in events]
-                try:
-                    batch = self._fold(step, table, records)
-                    await self._send(batch.outgoing)
-                    batch.commit()
-                except Exception:
-                    # Outputs the broker would not take, or a fold that raised even carefully
-                    # outside any one record (the idle scan). take_events acks the batch in a
-                    # `finally`, even now, and faust would restart the agent past it: exit at
-                    # once instead, so the batch is read again by the next worker.
-                    log.exception("processor step failed; exiting before the batch is acked",
-                                  step=type(step).__name__, records=len(events))
-                    os._exit(70)
+                for records in watch.pieces([_record(event) for event in events]):
+                    try:
+                        batch = self._watched_fold(step, table, records, watch)
+                        await self._send(batch.outgoing)
+                        batch.commit()
+                    except Exception:
+                        # Outputs the broker would not take, or a fold that raised even
+                        # carefully outside any one record (the idle scan). take_events acks
+                        # the batch in a `finally`, even now, and faust would restart the agent
+                        # past it: exit at once instead, so the batch is read again.
+                        log.exception("processor step failed; exiting before the batch is "
+                                      "acked", step=watch.step, records=len(events))
+                        os._exit(70)
                 yield None
         return run
+
+    def _watched_fold(self, step: Step, table: Any, records: list[Record],
+                      watch: DeathWatch) -> Batch:
+        """`_fold` with the records noted as in flight while it runs (`processors/inflight.py`);
+        a record alone that was in flight at `max_deaths` deaths is dead-lettered instead."""
+        deaths = watch.doomed(records)
+        if deaths:
+            log.error("a record killed the processors; dead-lettering it", step=watch.step,
+                      deaths=deaths, partition=records[0].partition, offset=records[0].offset)
+            batch = step.process(table, [])
+            reason = watch.reason(deaths)
+            batch.outgoing.append(self.folds.dead_letter(records[0], watch.step,
+                                                         ProcessDied(reason), reason))
+        else:
+            watch.folding(records)
+            if _EXIT_ON is not None and any(_EXIT_ON in r.value for r in records):
+                os._exit(99)  # the documented test seam (module docstring)
+            batch = self._fold(step, table, records)
+        watch.folded(records)
+        return batch
 
     @staticmethod
     def _fold(step: Step, table: Any, records: list[Record]) -> Batch:

@@ -49,6 +49,14 @@ class ProcessorConfig:
     limits: Limits = Limits()  # what an input record may be (size, event time)
     fold_attempts: int = 3  # tries of a record whose fold raises, before it is dead-lettered
     login: KafkaLogin | None = None  # SASL; None: an open broker
+    max_deaths: int = 3  # deaths of the process folding a record, before it is dead-lettered
+    replication: int = 1  # of the changelogs and internal topics (settings.topic_replication)
 
     def internal(self, name: str) -> str:
         return f"{self.prefix}.{name}"
+
+    @property
+    def topic_config(self) -> dict[str, str]:
+        """Config of the topics the processors create: with replicas, min.insync.replicas 2,
+        like the catalog's (`streams/admin.py`), so acks=all survives one lost broker."""
+        return {"min.insync.replicas": "2"} if self.replication > 1 else {}

@@ -35,6 +35,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     config = processor_config(settings)
     ensure_topics(settings.bootstrap, [config.internal(TOOL_RESULTS_TOPIC),
                                        config.internal(CURATION_TOPIC)], config.partitions,
+                  config.replication, config=config.topic_config,
                   client=settings.kafka_client)
     run_worker(config, loglevel=args.faust_log_level,
                baseline=args.faust_baseline)

@@ -24,16 +24,15 @@ def handle_traces(handler: BaseHTTPRequestHandler, receiver: OtlpReceiver, max_b
                   ) -> None:
     """Answer one export request on `handler`."""
     content_type = handler.headers.get("Content-Type", "").split(";")[0].strip().lower()
+    length = _length(handler)
     if content_type not in (PROTOBUF, JSON):
-        _drain(handler, int(handler.headers.get("Content-Length") or 0))
+        drained = length is not None and _drain(handler, length)
         _error(handler, 415, JSON, f"unsupported Content-Type {content_type!r}; use "
-                                   f"{PROTOBUF} or {JSON}")
+                                   f"{PROTOBUF} or {JSON}", close=not drained)
         return
-    length_header = handler.headers.get("Content-Length")
-    if length_header is None or not length_header.strip().isdigit():
+    if length is None:
         _error(handler, 411, content_type, "Content-Length is required", close=True)
         return
-    length = int(length_header)
     if length > max_bytes:
         drained = _drain(handler, length)
         _error(handler, 413, content_type, f"body of {length} bytes is over the limit of "
@@ -99,6 +98,12 @@ def _send(handler: BaseHTTPRequestHandler, status: int, content_type: str, data:
         handler.close_connection = True
     handler.end_headers()
     handler.wfile.write(data)
+
+
+def _length(handler: BaseHTTPRequestHandler) -> int | None:
+    """The request's Content-Length, None when absent or not a number of bytes."""
+    header = (handler.headers.get("Content-Length") or "").strip()
+    return int(header) if header.isdigit() and header.isascii() else None
 
 
 def _drain(handler: BaseHTTPRequestHandler, length: int) -> bool:

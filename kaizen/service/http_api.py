@@ -253,8 +253,7 @@ def make_server(host: str, port: int, stores: Stores, settings: Settings,
             if self._guard("operator") is None:
                 return
             try:
-                length = int(self.headers.get("Content-Length", 0))
-                body = json.loads(self.rfile.read(length) or b"{}")
+                body = self.read_json()  # the body limit and a clear 400/413, like every route
                 who = self._guard("operator", str(body["tenant"]))
                 if who is None:
                     return

@@ -18,8 +18,7 @@ from kaizen.streams.admin import create_topics as create_catalog_topics
 def launcher(settings: Settings, secure: bool = False) -> KafkaLauncher | KafkaCluster:
     """The single broker, or the cluster when `kafka_brokers` > 1 or this home holds one (its
     size is kept: a cluster is never restarted as a smaller one)."""
-    made = [int(d.name.split("-")[1]) for d in settings.home.glob("kafka-[0-9]*")]
-    brokers = max([settings.kafka_brokers, *made])
+    brokers = settings.local_brokers
     if brokers > 1:
         return KafkaCluster(home=settings.home, brokers=brokers, port=settings.kafka_port,
                             controller_port=settings.controller_port)

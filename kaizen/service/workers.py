@@ -19,6 +19,7 @@ def processor_config(settings: Settings, app_id: str | None = None) -> Processor
         keys_path=settings.personal_keys,
         limits=settings.limits,
         login=kafka_login(settings),
+        replication=settings.topic_replication,
     )
 
 

@@ -14,15 +14,19 @@ from kaizen.settings import Settings
 
 
 @contextmanager
-def in_process_service(settings: Settings, **server_options: Any) -> Iterator[Any]:
-    """Open the stores and the gate, serve the API on `settings.http_port` (0: a free port),
-    yield the server (its port is `server.server_port`), then shut everything down."""
+def in_process_service(settings: Settings, otlp: bool = False,
+                       **server_options: Any) -> Iterator[Any]:
+    """Open the stores and the gate (and with `otlp` the `/v1/traces` receiver), serve the API
+    on `settings.http_port` (0: a free port), yield the server (its port is
+    `server.server_port`), then shut everything down."""
+    from kaizen.integrations.otlp_ingest import OtlpReceiver
     from kaizen.service.http_api import make_server
 
     stores = Stores.open(settings)
     behavior = make_behavior(settings, stores)
+    receiver = OtlpReceiver.from_settings(settings).start() if otlp else None
     server = make_server(settings.http_host, settings.http_port, stores, settings, behavior,
-                         **server_options)
+                         otlp=receiver, **server_options)
     thread = threading.Thread(target=server.serve_forever, name="test-http", daemon=True)
     thread.start()
     try:
@@ -31,6 +35,8 @@ def in_process_service(settings: Settings, **server_options: Any) -> Iterator[An
         server.shutdown()
         server.server_close()
         thread.join(10)
+        if receiver is not None:
+            receiver.close()
         stores.close()
 
 

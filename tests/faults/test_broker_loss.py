@@ -1,6 +1,8 @@
 """Issue 13: a three-broker KRaft cluster (replication 3, min.insync.replicas 2) loses one broker
 to kill -9 while an agent is emitting. Nothing is lost or duplicated on the episodes topic, every
 episode stays in order, and the processors, started with that broker still dead, learn lessons.
+The processors' own topics (table changelogs, the re-keyed internal topics) have 3 replicas too,
+so their state outlives the broker: a first worker creates them before the kill.
 """
 
 from __future__ import annotations
@@ -11,11 +13,20 @@ import socket
 import threading
 from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 import pytest
+from confluent_kafka.admin import AdminClient
 
 from kaizen.infra.cluster import KafkaCluster
 from kaizen.infra.kafka import KafkaLauncher
+from kaizen.processors.config import (
+    CURATION_TABLE,
+    CURATION_TOPIC,
+    EPISODES_TABLE,
+    PATTERNS_TABLE,
+    TOOL_RESULTS_TOPIC,
+)
 from kaizen.schemas import model
 from kaizen.streams.admin import admin_client, create_topics
 from kaizen.streams.latest import latest_experiences
@@ -58,6 +69,8 @@ def _run_under_broker_loss(cluster: KafkaCluster, prefix: str, tmp_path: Path) -
     described = admin_client(cluster.bootstrap).list_topics(topics.episodes, timeout=10)
     assert all(len(p.replicas) == 3 for p in described.topics[topics.episodes].partitions.values())
 
+    _assert_processor_topics_replicated(cluster.bootstrap, prefix, tmp_path)
+
     recorder = make_recorder(cluster.bootstrap, topics, tmp_path / "spool")
     victim = cluster.nodes[1]
     killed = threading.Event()
@@ -80,7 +93,7 @@ def _run_under_broker_loss(cluster: KafkaCluster, prefix: str, tmp_path: Path) -
         seqs.setdefault(event.episode_id, []).append(event.seq)
     assert all(seq == list(range(len(seq))) for seq in seqs.values())  # each episode in order
 
-    env = worker_env(alive, prefix, tmp_path / "home")
+    env = worker_env(alive, prefix, tmp_path / "home", KAIZEN_KAFKA_REPLICATION="3")
     worker = start_worker(env, tmp_path / "process.log")
     try:
         learned = wait_for("a lesson learned with one broker dead",
@@ -88,6 +101,39 @@ def _run_under_broker_loss(cluster: KafkaCluster, prefix: str, tmp_path: Path) -
     finally:
         stop_worker(worker)
     assert any("invoice_no" in str(lesson) for lesson in learned)
+
+
+def _processor_topics(prefix: str) -> list[str]:
+    """The topics the processors create: a changelog per table, the re-keyed inputs, and faust's
+    leader topic."""
+    app_id = f"{prefix}-processors"
+    return [*(f"{app_id}-{table}-changelog" for table in (EPISODES_TABLE, PATTERNS_TABLE,
+                                                         CURATION_TABLE)),
+            f"{prefix}.{TOOL_RESULTS_TOPIC}", f"{prefix}.{CURATION_TOPIC}",
+            f"{app_id}-__assignor-__leader"]
+
+
+def _assert_processor_topics_replicated(bootstrap: str, prefix: str, tmp_path: Path) -> None:
+    """Start a worker on the whole cluster, wait until it has created its topics, stop it, and
+    check each has 3 replicas per partition (before the fix: 1, so a lost broker lost state)."""
+    names = _processor_topics(prefix)
+    admin = admin_client(bootstrap)
+    env = worker_env(bootstrap, prefix, tmp_path / "home", KAIZEN_KAFKA_REPLICATION="3")
+    worker = start_worker(env, tmp_path / "process-first.log")
+    try:
+        found = wait_for("the processors' topics", lambda: _all_listed(admin, names),
+                         timeout=240)
+    finally:
+        stop_worker(worker)
+    replicas = {n: sorted({len(p.replicas) for p in found[n].partitions.values()})
+                for n in names}
+    assert replicas == {n: [3] for n in names}, replicas
+
+
+def _all_listed(admin: AdminClient, names: list[str]) -> dict[str, Any]:
+    """The broker's topic metadata once every one of `names` is there with its partitions."""
+    listed = admin.list_topics(timeout=10).topics
+    return listed if all(n in listed and listed[n].partitions for n in names) else {}
 
 
 def _emit_killing_midway(recorder: Recorder, victim: KafkaLauncher,

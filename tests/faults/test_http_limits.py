@@ -23,7 +23,7 @@ def service(kafka_broker: Any, tmp_path_factory: pytest.TempPathFactory) -> Any:
     home = tmp_path_factory.mktemp("http-limits")
     settings = load_settings(home=home, http_port=0, kafka_bootstrap=kafka_broker.bootstrap,
                              topic_prefix=f"http{home.name[-6:]}")
-    with in_process_service(settings, request_timeout=1.0, max_threads=8,
+    with in_process_service(settings, otlp=True, request_timeout=1.0, max_threads=8,
                             max_body_bytes=64 * 1024) as server:
         yield server
 
@@ -84,8 +84,22 @@ def test_an_idle_or_half_sent_request_is_closed_and_the_service_keeps_answering(
 def test_every_bad_body_gets_a_clear_status(
     service: Any, headers: dict[str, str], body: bytes, expected: int
 ) -> None:
-    for path in ("/recall", "/snapshots/approve"):
+    for path in ("/recall", "/snapshots/approve", "/forget"):  # /forget read any length once
         status, answer = request(service.server_port, "POST", path, body, headers)
         assert status == expected, (path, answer)
         assert isinstance(answer, dict) and answer.get("error")
+    assert request(service.server_port, "GET", "/health")[0] == 200
+
+
+@pytest.mark.parametrize(("headers", "expected"), [
+    ({"Content-Type": "text/plain", "Content-Length": "many"}, 415),
+    ({"Content-Type": "text/plain", "Content-Length": "\u00b2"}, 415),  # "²": a digit, no int
+    ({"Content-Type": "application/json", "Content-Length": "\u00b2"}, 411),
+    ({"Content-Type": "application/json", "Content-Length": "-5"}, 411),
+])
+def test_a_bad_otlp_content_length_gets_a_clear_status(
+    service: Any, headers: dict[str, str], expected: int
+) -> None:
+    status, answer = request(service.server_port, "POST", "/v1/traces", b"{}", headers)
+    assert status == expected, answer  # a 500 before: int() of the header raised
     assert request(service.server_port, "GET", "/health")[0] == 200

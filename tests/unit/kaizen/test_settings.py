@@ -42,3 +42,13 @@ def test_the_readme_lists_every_kaizen_variable() -> None:
     documented = set(re.findall(r"`(KAIZEN_[A-Z0-9_]+)`", README.read_text()))
     declared = {f"KAIZEN_{name.upper()}" for name in Settings.model_fields}
     assert declared - documented == set()
+
+
+def test_replication_follows_the_local_cluster_of_the_home_unless_set(tmp_path: Path) -> None:
+    assert load_settings(home=tmp_path).topic_replication == 1
+    for node in ("kafka", "kafka-2", "kafka-3"):  # what `kaizen up --brokers 3` leaves
+        (tmp_path / node).mkdir()
+    cluster = load_settings(home=tmp_path)  # a later command, without KAIZEN_KAFKA_BROKERS
+    assert cluster.topic_replication == 3 and cluster.bootstrap.count(",") == 2
+    assert load_settings(home=tmp_path, kafka_bootstrap="k:9092").topic_replication == 1
+    assert load_settings(kafka_bootstrap="k:9092", kafka_replication=3).topic_replication == 3
