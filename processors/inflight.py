@@ -24,13 +24,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
 
+from kaizen.errors import KaizenError
 from kaizen.processors.folding import Record
 
 Position = tuple[str, int, int]
 MAX_KEPT = 10_000  # positions with deaths remembered; the oldest are dropped past it
 
 
-class ProcessDied(RuntimeError):  # noqa: N818 - the error type named in the dead letter
+class ProcessDied(KaizenError, RuntimeError):  # noqa: N818 - the error type named in the dead letter
     """What the dead letter of a record that killed the processors says happened."""
 
 
