@@ -194,3 +194,25 @@ def test_a_lesson_whose_recalls_keep_failing_is_quarantined_and_dropped(
         _wait_for(lambda: _recalled_tools(port) == {"orders.get"})
         last = _activations(port)[-1]
         assert last["action"] == "activated" and last["actor"] == "policy"
+
+
+def test_a_rejected_lesson_is_not_recalled_before_any_activation(
+    kafka_broker: Any, unique_topic_prefix: str, tmp_path: Path
+) -> None:
+    """Issue 10 item 6: before any activation recall serves the proposed lessons minus those a
+    rejection blamed. `orders.get` is high-risk here, so nothing activates without a human."""
+    with _serving(kafka_broker, unique_topic_prefix, tmp_path, follow=False,
+                  KAIZEN_HIGH_RISK_TOOLS="orders.get") as (port, _env, recorder):
+        _teach(recorder, "orders.get", "order", "order_id", 4, "good")
+        _teach(recorder, "orders.get", "order_id", "id", 3, "contrary")  # undoes what worked
+        rejected = _wait_for(lambda: [e for e in _state(port)["events"]
+                                      if e["action"] == "rejected"])[0]
+        blamed = rejected["reason"].split("blamed lesson(s): ", 1)[1].split(", ")
+
+        def recalled() -> list[str]:
+            body = {"task": "good task 9", "agent": "support-bot", "tenant": "acme", "k": 10}
+            return [x["experience_id"] for x in _post(port, "/recall", body)["lessons"]]
+
+        assert _wait_for(recalled)  # the lesson nobody blamed, proposed, is served
+        assert not set(blamed) & set(recalled())
+        assert _activations(port) == []  # all before any activation
