@@ -31,9 +31,9 @@ from tests.faults.serving import (
     produce_raw,
     recalled,
     record_recoveries,
-    wait_for,
 )
 from tests.integration.kafka_helpers import make_topics
+from tests.integration.waiting import wait_for, wait_for_pipeline
 from tests.integration.workers import start_worker, stop_worker, worker_env
 
 MAGIC = "KAIZEN-TEST-KILL-THE-PROCESSORS"
@@ -49,13 +49,14 @@ def served(kafka_broker: Any, tmp_path: Path) -> Iterator[Served]:
                      BROKER_SESSION_TIMEOUT="10")
     service = start_worker(env, tmp_path / "serve.log", command="serve")
     try:
-        wait_for(lambda: get(port, "/health") or {}, ready=lambda h: "processors" in h,
-                 timeout=120)
+        wait_for("serve's processors in /health",
+                 lambda: "processors" in (get(port, "/health") or {}), timeout=120)
         yield Served(kafka_broker.bootstrap, topics, port, tmp_path, service.pid)
     finally:
         stop_worker(service)
 
 
+@pytest.mark.timeout(900)  # three deaths and restarts with backoff: minutes on a loaded machine
 def test_a_record_that_kills_the_processors_is_dead_lettered_after_three_deaths(
     served: Served, tmp_path: Path
 ) -> None:
@@ -66,16 +67,21 @@ def test_a_record_that_kills_the_processors_is_dead_lettered_after_three_deaths(
     produce_raw(served.bootstrap, served.topics.episodes, [(b"deadly-1", encode(killer))])
     record_recoveries(served, tenant, tmp_path)
 
-    lessons = wait_for(lambda: recalled(served, tenant), timeout=600,
-                       ready=lambda found: any(x.get("tool") == "invoices.find" for x in found))
+    lessons = wait_for("the recovery lesson recalled", lambda: [
+        x for x in recalled(served, tenant) if x.get("tool") == "invoices.find"], timeout=600)
     assert lessons  # learning went on past the record
-    letters = wait_for(lambda: [d for d in dead_letters(served) if d.error_type == "ProcessDied"],
-                       ready=bool)
+    wait_for("the ProcessDied dead letter",
+             lambda: any(d.error_type == "ProcessDied" for d in dead_letters(served)))
+    wait_for_pipeline(served.bootstrap, served.topics.prefix)  # a second letter would be written
+    letters = [d for d in dead_letters(served) if d.error_type == "ProcessDied"]
     assert len(letters) == 1
     [letter] = letters
     assert letter.source_topic == served.topics.episodes and letter.component == "assemble"
     assert "died 3 times" in letter.reason
     assert letter.value is not None and MAGIC.encode() in letter.value
-    health = wait_for(lambda: get(served.port, "/health") or {},
-                      ready=lambda h: h.get("processors", {}).get("state") == "running")
+    def running() -> dict[str, Any]:
+        health = get(served.port, "/health") or {}
+        return health if health.get("processors", {}).get("state") == "running" else {}
+
+    health = wait_for("the processors running", running)
     assert health["processors"]["restarts"] == 3  # three deaths, then it went on
