@@ -27,13 +27,11 @@ from kaizen.client.recorder import Recorder
 from kaizen.errors import KaizenError
 from kaizen.infra.cluster import KafkaCluster
 from kaizen.infra.kafka import KafkaLauncher
-from kaizen.processors.config import CURATION_TOPIC, TOOL_RESULTS_TOPIC
 from kaizen.readmodel.index import recall_from_index
 from kaizen.schemas import model
 from kaizen.service import stack
-from kaizen.service.host import SinkRunner, Stores, make_behavior
+from kaizen.service.host import SinkRunner, Stores, make_behavior, pipeline_groups
 from kaizen.service.snapshot_actions import Request, events_for
-from kaizen.service.workers import processor_config
 from kaizen.settings import Settings
 from kaizen.streams.admin import create_topics
 from kaizen.streams.lag import Lag, LagProbe, broker_answers, wait_drained
@@ -153,14 +151,7 @@ class Pipeline:
     # --- internals --------------------------------------------------------------------------
 
     def _groups(self) -> dict[str, list[str]]:
-        prefix, topics = self.settings.topic_prefix, self.topics
-        processors = processor_config(self.settings)
-        return {
-            processors.app_id: [topics.episodes, processors.internal(TOOL_RESULTS_TOPIC),
-                                processors.internal(CURATION_TOPIC)],
-            f"{prefix}-sinks-v1": [topics.episodes, topics.signals, topics.patterns,
-                                   topics.experiences, topics.snapshots],
-        }
+        return pipeline_groups(self.settings)
 
     def _wait_tail(self) -> None:
         assert self.tail is not None
