@@ -19,6 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script: bench importable
+
 from bench.common import broker
 from kaizen.backtest.run import BacktestConfig, run_backtest
 from kaizen.logs import configure_logging

@@ -15,6 +15,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script: bench importable
+
 from bench.common import broker, free_port
 from kaizen.demo.metrics import success_around
 from kaizen.demo.run import DemoConfig, run_demo

@@ -29,6 +29,8 @@ from pathlib import Path
 import fastavro
 from confluent_kafka import Producer
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script: bench importable
+
 from bench.common import broker, free_port, percentile, write_json
 from kaizen.logs import configure_logging
 from kaizen.schemas import model

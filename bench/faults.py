@@ -30,6 +30,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script: bench importable
+
 from bench.common import broker, free_port
 from kaizen.infra.cluster import KafkaCluster
 from kaizen.logs import configure_logging

@@ -33,6 +33,8 @@ from pathlib import Path
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script: bench importable
+
 from bench.common import broker, percentile, write_json
 from bench.learning_latency import recovery_to_recallable
 from kaizen.schemas import model

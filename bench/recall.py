@@ -36,6 +36,8 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script: bench importable
+
 from bench.common import percentile, write_json
 from kaizen.readmodel.index import IndexEntry, RecallIndex
 from kaizen.schemas.model import Evidence, Experience, Trigger

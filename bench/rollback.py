@@ -27,6 +27,8 @@ from pathlib import Path
 
 from confluent_kafka import Producer
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script: bench importable
+
 from bench.common import broker, percentile, write_json
 from kaizen.logs import configure_logging
 from kaizen.processors.learning import snapshots
