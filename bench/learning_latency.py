@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from confluent_kafka import Consumer, TopicPartition
@@ -57,6 +57,29 @@ def _caught_up(bootstrap: str, group: str, topics: list[str], timeout: float = 6
     probe.close()
 
 
+def timed_recovery(recorder: Recorder, lesson: str, sent: dict[str, float],
+                   watch: Callable[[str], None] = lambda episode_id: None) -> str:
+    """Two recoveries that make a new lesson (a tool of its own, two tasks: `min_support` and
+    `min_tasks` are 2), the second timed from its successful result: an existing lesson's support
+    is a sketch that a further episode often leaves unchanged, so it would get no new version.
+    Returns the timed episode's id; `sent` holds when its recovery was emitted."""
+    tool = f"orders.get.{lesson}"
+    for attempt in ("first", "timed"):
+        now = recorder.now_ms() + 20_000_000  # later than the backlog in event time
+        with recorder.episode(f"{lesson} order ({attempt})", user="u1", occurred_at=now,
+                              task_id=f"{lesson}-{attempt}") as ep:
+            watch(ep.episode_id)
+            ep.tool_call(tool, {"order": 1}, occurred_at=now + 1)
+            ep.tool_result(tool, ok=False, error="400 unknown field 'order'", occurred_at=now + 2)
+            ep.tool_call(tool, {"order_id": 1}, occurred_at=now + 3)
+            if attempt == "timed":
+                sent[ep.episode_id] = time.perf_counter()
+            ep.tool_result(tool, ok=True, occurred_at=now + 4)
+            ep.end(success=True, occurred_at=now + 5)
+        recorder.flush(5)
+    return ep.episode_id
+
+
 def recovery_to_recallable(bootstrap: str, prefix: str, home: Path, samples: int
                            ) -> list[float]:
     """Start the service's sink runner (it reads the backlog first), then emit recoveries one by
@@ -75,19 +98,9 @@ def recovery_to_recallable(bootstrap: str, prefix: str, home: Path, samples: int
     with Recorder("bench-bot", "bench", bootstrap=bootstrap, topic=topics.episodes,
                   spool_dir=home / "spool" / "recallable") as recorder:
         for i in range(samples):
-            now = recorder.now_ms() + 20_000_000  # later than the backlog in event time
-            with recorder.episode(f"live order {i}", user=f"u{i % 5}", occurred_at=now) as ep:
-                index.watching.add(ep.episode_id)
-                ep.tool_call("orders.get", {"order": i}, occurred_at=now + 1)
-                ep.tool_result("orders.get", ok=False, error="400 unknown field 'order'",
-                               occurred_at=now + 2)
-                ep.tool_call("orders.get", {"order_id": i}, occurred_at=now + 3)
-                sent[ep.episode_id] = time.perf_counter()
-                ep.tool_result("orders.get", ok=True, occurred_at=now + 4)
-                ep.end(success=True, occurred_at=now + 5)
-            recorder.flush(5)
+            episode_id = timed_recovery(recorder, f"recallable-{i}", sent, index.watching.add)
             deadline = time.monotonic() + 30
-            while ep.episode_id not in index.recallable_at and time.monotonic() < deadline:
+            while episode_id not in index.recallable_at and time.monotonic() < deadline:
                 time.sleep(0.005)
     runner.stop.set()
     thread.join(30)

@@ -36,7 +36,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script: bench importable
 
 from bench.common import broker, percentile, write_json
-from bench.learning_latency import recovery_to_recallable
+from bench.learning_latency import recovery_to_recallable, timed_recovery
 from kaizen.schemas import model
 from kaizen.schemas.codec import Codec
 from kaizen.streams.admin import create_topics
@@ -180,7 +180,7 @@ def copy_topic(bootstrap: str, source: str, target: str, total: int) -> None:
 
 
 def recovery_latency(bootstrap: str, topics: Topics, spool: Path, samples: int) -> list[float]:
-    """Emit recoveries one by one; time until an experience version cites each episode."""
+    """Emit recoveries of new lessons one by one; time until an experience cites each."""
     sent: dict[str, float] = {}
     arrived: dict[str, float] = {}
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"lat-{uuid.uuid4().hex}",
@@ -205,16 +205,7 @@ def recovery_latency(bootstrap: str, topics: Topics, spool: Path, samples: int) 
     with Recorder("bench-bot", "bench", bootstrap=bootstrap, topic=topics.episodes,
                   spool_dir=spool / "latency") as recorder:
         for i in range(samples):
-            now = recorder.now_ms() + 10_000_000  # later than the backlog in event time
-            with recorder.episode(f"live order {i}", user=f"u{i % 5}", occurred_at=now) as ep:
-                ep.tool_call("orders.get", {"order": i}, occurred_at=now + 1)
-                ep.tool_result("orders.get", ok=False, error="400 unknown field 'order'",
-                               occurred_at=now + 2)
-                ep.tool_call("orders.get", {"order_id": i}, occurred_at=now + 3)
-                sent[ep.episode_id] = time.perf_counter()
-                ep.tool_result("orders.get", ok=True, occurred_at=now + 4)
-                ep.end(success=True, occurred_at=now + 5)
-            recorder.flush(5)
+            timed_recovery(recorder, f"experience-{i}", sent)
             time.sleep(0.05)
         deadline = time.monotonic() + 30
         while len(arrived) < samples and time.monotonic() < deadline:
