@@ -11,7 +11,8 @@ This is the only module that imports faust; what each agent does with a batch of
 are read again, and the folds recognise them (event ids, seq), so state and outputs come out the
 same as in an uninterrupted run. A record on which a fold raises is retried a bounded number of
 times and then dead-lettered with its traceback (`processors/steps.py`); anything else that fails
-(the broker refusing outputs) exits the worker before the batch is acked, and `serve` restarts it
+(the broker refusing outputs, `streams/batch_sender.py`) exits the worker before the batch is
+acked, and `serve` restarts it
 with a backoff. A record that kills the process while it is folded (no exception at all) is
 dead-lettered after `max_deaths` deaths (`processors/inflight.py`).
 
@@ -25,8 +26,9 @@ from __future__ import annotations
 import asyncio
 import os
 import ssl
-from collections.abc import AsyncIterator, Callable, Sequence
-from typing import Any, Protocol
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, NoReturn, Protocol
 
 import faust
 import structlog
@@ -39,9 +41,10 @@ from kaizen.processors.config import (
     TOOL_RESULTS_TOPIC,
     ProcessorConfig,
 )
-from kaizen.processors.folding import Outgoing, Record, RecordFolds
+from kaizen.processors.folding import Record, RecordFolds
 from kaizen.processors.inflight import DeathWatch, ProcessDied
 from kaizen.processors.steps import AssembleStep, Batch, aggregate_step, curate_step
+from kaizen.streams.batch_sender import BatchSender
 from kaizen.streams.topics import Topics
 
 log = structlog.get_logger(__name__)
@@ -49,7 +52,17 @@ _EXIT_ON = os.environ.get("KAIZEN_TEST_EXIT_ON", "").encode() or None  # the tes
 
 
 class Step(Protocol):
-    def process(self, table: Any, records: Sequence[Record], careful: bool = False) -> Batch: ...
+    def process(self, table: Any, records: Sequence[Record], careful: bool = False,
+                pending: Mapping[str, Any] | None = None) -> Batch: ...
+
+
+@dataclass
+class InFlight:
+    """A folded batch whose outputs are on their way: `stored` is done once they were all
+    acknowledged, its states written to the table and its events acked (in batch order)."""
+
+    batch: Batch
+    stored: asyncio.Future[None]
 
 
 class PartitionedTable(faust.Table):
@@ -124,6 +137,8 @@ class Processors:
     def __init__(self, config: ProcessorConfig) -> None:
         self.config = config
         self.folds = RecordFolds(config)
+        self.outputs = BatchSender(config.bootstrap,
+                                   config.login.librdkafka() if config.login else None)
         self.app = _faust_app(config.app_id, config)
         self._topics: dict[str, faust.TopicT] = {}
         self._build()
@@ -156,29 +171,45 @@ class Processors:
     def _agent(self, step: Step, table: Any, watch: DeathWatch
                ) -> Callable[[faust.StreamT[bytes]], AsyncIterator[None]]:
         async def run(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
-            # take_events acks a batch's events (so their offsets may be committed) only after
-            # this loop body has finished with the batch; StreamT's stub lacks the method
+            # StreamT's stub lacks take_events
             assert isinstance(stream, faust.Stream)
+            previous: InFlight | None = None
             async for events in stream.take_events(self.config.batch_records,
                                                    within=self.config.batch_seconds):
-                for records in watch.pieces([_record(event) for event in events]):
+                # take_events acks the events as this body returns; one more reference each
+                # holds their offsets back until the batch is stored (`_store`)
+                for event in events:
+                    event.message.incref()
+                pieces = watch.pieces([_record(event) for event in events])
+                for n, records in enumerate(pieces):
                     try:
-                        batch = self._watched_fold(step, table, records, watch)
-                        await self._send(batch.outgoing)
-                        batch.commit()
+                        batch = await self._watched_fold(step, table, records, watch, previous)
+                        delivery = await self.outputs.submit(batch.outgoing)
                     except Exception:
-                        # Outputs the broker would not take, or a fold that raised even
-                        # carefully outside any one record (the idle scan). take_events acks
-                        # the batch in a `finally`, even now, and faust would restart the agent
-                        # past it: exit at once instead, so the batch is read again.
-                        log.exception("processor step failed; exiting before the batch is "
-                                      "acked", step=watch.step, records=len(events))
-                        os._exit(70)
+                        _exit_unacked(watch, len(events))
+                    held = events if n == len(pieces) - 1 else []
+                    previous = InFlight(batch, asyncio.ensure_future(
+                        self._store(previous, delivery, batch, held, watch)))
                 yield None
         return run
 
-    def _watched_fold(self, step: Step, table: Any, records: list[Record],
-                      watch: DeathWatch) -> Batch:
+    @staticmethod
+    async def _store(previous: InFlight | None, delivery: asyncio.Future[None], batch: Batch,
+                     events: Sequence[faust.EventT], watch: DeathWatch) -> None:
+        """Once the batch before is stored and this batch's outputs are acknowledged: write its
+        states, then release its events' offsets for commit. The next batch folds meanwhile."""
+        try:
+            if previous is not None:
+                await previous.stored
+            await delivery
+            batch.commit()
+        except Exception:
+            _exit_unacked(watch, len(events))
+        for event in events:
+            event.ack()
+
+    async def _watched_fold(self, step: Step, table: Any, records: list[Record],
+                            watch: DeathWatch, previous: InFlight | None) -> Batch:
         """`_fold` with the records noted as in flight while it runs (`processors/inflight.py`);
         a record alone that was in flight at `max_deaths` deaths is dead-lettered instead."""
         deaths = watch.doomed(records)
@@ -193,29 +224,36 @@ class Processors:
             watch.folding(records)
             if _EXIT_ON is not None and any(_EXIT_ON in r.value for r in records):
                 os._exit(99)  # the documented test seam (module docstring)
-            batch = self._fold(step, table, records)
+            batch = await self._fold(step, table, records, previous)
         watch.folded(records)
         return batch
 
     @staticmethod
-    def _fold(step: Step, table: Any, records: list[Record]) -> Batch:
-        """Fold a batch; if it raises, fold it again carefully (`processors/steps.py`): the
-        records that make a fold fail are dead-lettered with the traceback, the rest go on."""
+    async def _fold(step: Step, table: Any, records: list[Record],
+                    previous: InFlight | None) -> Batch:
+        """Fold a batch over the table and the batch still in flight; if it raises, fold it
+        again carefully (`processors/steps.py`): the records that make a fold fail are
+        dead-lettered with the traceback, the rest go on. The careful fold waits until the
+        batch before is stored, since a failed fold resets what a step keeps in memory and
+        rebuilds it from the table."""
         try:
-            return step.process(table, records)
+            return step.process(table, records,
+                                pending=None if previous is None else previous.batch.pending)
         except (Exception, RecursionError, MemoryError):
             log.warning("a fold raised; folding the batch record by record", exc_info=True,
                         step=type(step).__name__, records=len(records))
+            if previous is not None:
+                await previous.stored
             return step.process(table, records, careful=True)
 
-    async def _send(self, outgoing: list[Outgoing]) -> None:
-        """Send in order and wait until the broker has every record (before states are stored).
-        The app's producer directly: faust's per-message `topic.send` halved the throughput."""
-        producer = self.app.producer
-        pending = [await producer.send(item.topic, item.key, item.value, None, None, None)
-                   for item in outgoing]
-        if pending:
-            await asyncio.gather(*pending)
+
+def _exit_unacked(watch: DeathWatch, records: int) -> NoReturn:
+    """Outputs the broker would not take, or a fold that raised even carefully outside any one
+    record (the idle scan): exit at once, so that the batch is read again. faust would restart
+    the agent past it."""
+    log.exception("processor step failed; exiting before the batch is acked", step=watch.step,
+                  records=records)
+    os._exit(70)
 
 
 def create_app(config: ProcessorConfig) -> faust.App:

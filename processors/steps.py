@@ -5,6 +5,8 @@
     send(batch.outgoing); wait until written
     batch.commit()                         # then write the touched states back, once each
 
+    later = step.process(table, more, pending=batch.pending)   # while `batch` is being sent
+
 A batch reads each state it touches from the step's table once, folds the records into it as
 objects, and writes it back once: writing a state serializes it whole into the table's changelog,
 which, done for every record, cost about half a millisecond a record. Records are folded strictly
@@ -14,6 +16,11 @@ the outputs do not depend on where the stream was cut into batches (a property t
 Outputs go out before the states are written: after a crash in between, the batch is read again
 and its outputs are sent again (the ids are deterministic and every consumer is idempotent),
 whereas the other order could store a state whose outputs were never sent.
+
+Pipelining. The next batch may be folded while one is still being sent: `pending` is that
+batch's states as it will write them (dumped when its fold ended), read before the table. The
+next fold loads its own copies from them, so nothing it changes reaches the earlier batch's
+writes; commits stay in batch order (`processors/app.py`).
 
 Poison records. When a batch raises, it is folded again `careful`ly: before each record its
 state is kept as dumped, a fold that raises is retried from that copy up to `attempts` times,
@@ -26,7 +33,7 @@ every other record.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -87,19 +94,20 @@ class StateCache(Generic[S]):
     """The states one batch touches: loaded from the store on first use, written back once."""
 
     def __init__(self, store: Store, load: Callable[[Any], S | None],
-                 dump: Callable[[S], Any]) -> None:
+                 dump: Callable[[S], Any], pending: Mapping[str, Any] | None = None) -> None:
         self._store, self._load, self._dump = store, load, dump
+        self._pending = pending or {}  # an earlier batch's writes, not yet in the store
         self._states: dict[str, S | None] = {}
         self._dirty: dict[str, int] = {}  # key -> partition, in the order first changed
 
     def get(self, key: str) -> S | None:
         if key not in self._states:
-            stored = self._store.get(key)
+            stored = self._pending[key] if key in self._pending else self._store.get(key)
             self._states[key] = None if stored is None else self._load(stored)
         return self._states[key]
 
     def set(self, key: str, state: S | None, partition: int) -> None:
-        """Keep a new state (None: delete the key) for `write_back`."""
+        """Keep a new state (None: delete the key) for `changes`."""
         self._states[key] = state
         self._dirty[key] = partition
 
@@ -111,17 +119,11 @@ class StateCache(Generic[S]):
     def restore(self, key: str, saved: Any) -> None:
         self._states[key] = None if saved is None else self._load(saved)
 
-    def write_back(self) -> int:
-        """Write every changed state to the store; returns how many."""
-        for key, partition in self._dirty.items():
-            state = self._states[key]
-            if state is None:
-                self._store.delete(key, partition)
-            else:
-                self._store.put(key, self._dump(state), partition)
-        written = len(self._dirty)
-        self._dirty.clear()
-        return written
+    def changes(self) -> dict[str, tuple[Any, int]]:
+        """Every changed state as it is to be stored (dumped; None: delete the key) with its
+        partition: the batch's writes, fixed now, whatever later folds do to the objects."""
+        return {key: (None if (state := self._states[key]) is None else self._dump(state),
+                      partition) for key, partition in self._dirty.items()}
 
 
 @dataclass
@@ -129,10 +131,26 @@ class Batch:
     """What a batch produced: the records to send, then `commit()` to store the states."""
 
     outgoing: list[Outgoing]
-    cache: StateCache[Any]
+    store: Store
+    writes: dict[str, tuple[Any, int]]  # key -> (dumped state or None: delete, partition)
+
+    @classmethod
+    def of(cls, outgoing: list[Outgoing], cache: StateCache[Any], store: Store) -> Batch:
+        return cls(outgoing, store, cache.changes())
+
+    @property
+    def pending(self) -> dict[str, Any]:
+        """The states this batch will store, for a fold that runs before `commit()`."""
+        return {key: value for key, (value, _) in self.writes.items()}
 
     def commit(self) -> int:
-        return self.cache.write_back()
+        """Write every changed state to the store; returns how many."""
+        for key, (value, partition) in self.writes.items():
+            if value is None:
+                self.store.delete(key, partition)
+            else:
+                self.store.put(key, value, partition)
+        return len(self.writes)
 
 
 @dataclass
@@ -176,8 +194,9 @@ class AssembleStep:
         self._last_scan: dict[int, int] = {}
         self._activity: dict[int, dict[str, tuple[int, bool]]] = {}
 
-    def process(self, table: Store, records: Sequence[Record], careful: bool = False) -> Batch:
-        cache: StateCache[StoredEpisode] = StateCache(table, self._load, self._dump)
+    def process(self, table: Store, records: Sequence[Record], careful: bool = False,
+                pending: Mapping[str, Any] | None = None) -> Batch:
+        cache: StateCache[StoredEpisode] = StateCache(table, self._load, self._dump, pending)
         out: list[Outgoing] = []
         marks = dict(self._watermarks), dict(self._last_scan)
         try:
@@ -189,7 +208,7 @@ class AssembleStep:
             self._watermarks, self._last_scan = marks
             self._activity.clear()
             raise
-        return Batch(out, cache)
+        return Batch.of(out, cache, table)
 
     def _one(self, table: Store, cache: StateCache[StoredEpisode], record: Record,
              careful: bool) -> list[Outgoing]:
@@ -271,8 +290,9 @@ class KeyedStep(Generic[E, S]):
         self._decode, self._key_of, self._fold = decode, key_of, fold
         self._load, self._dump = load, dump
 
-    def process(self, table: Store, records: Sequence[Record], careful: bool = False) -> Batch:
-        cache: StateCache[S] = StateCache(table, self._load, self._dump)
+    def process(self, table: Store, records: Sequence[Record], careful: bool = False,
+                pending: Mapping[str, Any] | None = None) -> Batch:
+        cache: StateCache[S] = StateCache(table, self._load, self._dump, pending)
         out: list[Outgoing] = []
         attempts = self._folds.config.fold_attempts
         for record in records:
@@ -292,7 +312,7 @@ class KeyedStep(Generic[E, S]):
                 state, sent = result
             cache.set(key, state, record.partition)
             out += sent
-        return Batch(out, cache)
+        return Batch.of(out, cache, table)
 
     def _folding(self, event: E) -> Callable[[S | None], tuple[S, list[Outgoing]]]:
         return lambda state: self._fold(state, event)
