@@ -4,9 +4,14 @@ is dead-lettered after a few deaths instead of restart-looping `kaizen serve` fo
 
 Before each fold the worker writes the positions (topic, partition, offset) it is folding to a
 small file of its step in the processors' data dir, and empties the list once the fold has
-returned. A list left non-empty at start means the last process died folding those records:
-each of them has one more death. A batch that holds a record with a death is then folded in
-pieces, every such record alone, so the next death names the one record; a record alone with
+returned. The positions are written as ranges, first and last offset per partition: a batch is a
+run of each partition's log, and a thousand positions written twice a batch were a twentieth of
+a worker's time. An offset in a range that was not in the batch (none is, bar gaps the log
+itself has) would only carry a death nothing reads.
+
+A list left non-empty at start means the last process died folding those records: each of them
+has one more death. A batch that holds a record with a death is then folded in pieces, every
+such record alone, so the next death names the one record; a record alone with
 `max_deaths` deaths is dead-lettered instead of folded, and the partition goes on. A record that
 folds is forgotten. Deaths outside a fold (the broker refusing outputs) count nothing.
 
@@ -50,8 +55,7 @@ class DeathWatch:
         saved = _read(self.path)
         self.deaths: dict[Position, int] = {
             (str(t), int(p), int(o)): int(n) for t, p, o, n in saved.get("deaths", [])}
-        for t, p, o in saved.get("inflight", []):  # the last process died folding these
-            pos = (str(t), int(p), int(o))
+        for pos in _positions(saved):  # the last process died folding these
             self.deaths[pos] = self.deaths.get(pos, 0) + 1
         self._save([])
 
@@ -80,7 +84,12 @@ class DeathWatch:
 
     def folding(self, records: Sequence[Record]) -> None:
         """Called just before the fold of `records`."""
-        self._save([position(r) for r in records])
+        runs: dict[tuple[str, int], list[int]] = {}
+        for record in records:
+            run = runs.setdefault((record.topic, record.partition), [record.offset] * 2)
+            run[0], run[1] = min(run[0], record.offset), max(run[1], record.offset)
+        self._save([(topic, partition, first, last)
+                    for (topic, partition), (first, last) in runs.items()])
 
     def folded(self, records: Sequence[Record]) -> None:
         """Called once the fold of `records` has returned (or they were dead-lettered)."""
@@ -93,11 +102,12 @@ class DeathWatch:
                 "record (no exception to catch: os._exit, a signal, a crash or the OOM killer); "
                 "dead-lettered so that its partition goes on")
 
-    def _save(self, inflight: list[Position]) -> None:
+    def _save(self, inflight: list[tuple[str, int, int, int]]) -> None:
         if len(self.deaths) > MAX_KEPT:
             for pos in list(self.deaths)[: len(self.deaths) - MAX_KEPT]:
                 del self.deaths[pos]
-        state = {"inflight": inflight, "deaths": [[*pos, n] for pos, n in self.deaths.items()]}
+        state = {"inflight_runs": inflight,
+                 "deaths": [[*pos, n] for pos, n in self.deaths.items()]}
         tmp = self.path.with_suffix(".tmp")
         tmp.write_text(json.dumps(state))
         os.replace(tmp, self.path)  # never a half-written file, whenever the process dies
@@ -115,6 +125,15 @@ def _claim(directory: Path, step: str) -> tuple[IO[str], Path]:
             continue
         return lock, directory / f"inflight-{step}-{n}.json"
     raise RuntimeError(f"64 workers already hold the in-flight files of {step} in {directory}")
+
+
+def _positions(saved: dict[str, Any]) -> list[Position]:
+    """The positions in flight at the last death: runs [topic, partition, first, last], or the
+    single positions an earlier version wrote."""
+    runs = [(str(t), int(p), int(first), int(last))
+            for t, p, first, last in saved.get("inflight_runs", [])]
+    singles = [(str(t), int(p), int(o)) for t, p, o in saved.get("inflight", [])]
+    return singles + [(t, p, o) for t, p, first, last in runs for o in range(first, last + 1)]
 
 
 def _read(path: Path) -> dict[str, Any]:

@@ -70,3 +70,19 @@ def test_two_live_workers_on_one_data_dir_keep_separate_files(tmp_path: Path) ->
     assert first.path != second.path
     first.folding(_records(1))
     assert DeathWatch(tmp_path, "assemble").deaths == {}  # steps never share a file
+
+
+def test_a_death_folding_two_partitions_marks_every_record_of_both(tmp_path: Path) -> None:
+    batch = [*_records(4, 5, 6), *_records(10, 11, partition=2)]
+    watch = _die_folding(DeathWatch(tmp_path, "assemble"), batch)
+    assert watch.deaths == {("t.episodes", 0, 4): 1, ("t.episodes", 0, 5): 1,
+                            ("t.episodes", 0, 6): 1, ("t.episodes", 2, 10): 1,
+                            ("t.episodes", 2, 11): 1}
+
+
+def test_a_file_an_earlier_version_left_with_single_positions_still_counts(
+        tmp_path: Path) -> None:
+    watch = DeathWatch(tmp_path, "assemble")
+    watch._lock.close()
+    watch.path.write_text('{"inflight": [["t.episodes", 0, 3]], "deaths": []}')
+    assert DeathWatch(tmp_path, "assemble").deaths == {("t.episodes", 0, 3): 1}
