@@ -22,6 +22,8 @@ EXACT_CAP = 64
 PRECISION = 8
 _REGISTERS = 1 << PRECISION
 _ALPHA = 0.7213 / (1 + 1.079 / _REGISTERS)
+#: 2**-rank for every rank a register can hold (exact powers of two: the sum is the same float).
+_INVERSE_POWERS = tuple(2.0**-rank for rank in range(64 - PRECISION + 2))
 
 
 def _hash64(item: str) -> int:
@@ -41,6 +43,8 @@ class Distinct:
 
     exact: set[int] | None = field(default_factory=set)
     registers: bytearray | None = None
+    #: the sketch's estimate until a register changes (curation asks it several times a signal)
+    _estimate: int | None = field(default=None, compare=False, repr=False)
 
     def add(self, item: str) -> bool:
         """Count `item`; True when the state changed (a new id, as far as the state can tell)."""
@@ -57,9 +61,14 @@ class Distinct:
     def count(self) -> int:
         if self.exact is not None:
             return len(self.exact)
+        if self._estimate is None:
+            self._estimate = self._sketch_estimate()
+        return self._estimate
+
+    def _sketch_estimate(self) -> int:
         assert self.registers is not None
         zeros = self.registers.count(0)
-        estimate = _ALPHA * _REGISTERS**2 / sum(2.0**-r for r in self.registers)
+        estimate = _ALPHA * _REGISTERS**2 / sum(map(_INVERSE_POWERS.__getitem__, self.registers))
         if estimate <= 2.5 * _REGISTERS and zeros:
             estimate = _REGISTERS * math.log(_REGISTERS / zeros)  # small-range correction
         return max(EXACT_CAP + 1, round(estimate))
@@ -78,6 +87,7 @@ class Distinct:
         assert merged.registers is not None
         for i, rank in enumerate(other.registers):
             merged.registers[i] = max(merged.registers[i], rank)
+        merged._estimate = None
         return merged
 
     def _add_hash(self, value: int) -> None:
@@ -94,6 +104,7 @@ class Distinct:
         if rank <= self.registers[index]:
             return False
         self.registers[index] = rank
+        self._estimate = None
         return True
 
     def _to_sketch(self) -> None:

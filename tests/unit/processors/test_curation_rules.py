@@ -189,6 +189,22 @@ def test_distinct_is_exact_below_its_cap_and_idempotent(items: list[str]) -> Non
     assert Distinct.from_dict(json.loads(json.dumps(counter.to_dict()))) == counter
 
 
+@settings(max_examples=40, deadline=None)
+@given(items=st.lists(st.text(max_size=6), min_size=EXACT_CAP, max_size=4 * EXACT_CAP),
+       asked=st.sets(st.integers(0, 4 * EXACT_CAP)))
+def test_a_remembered_estimate_is_the_one_a_fresh_count_gives(items: list[str],
+                                                              asked: set[int]) -> None:
+    """The sketch keeps its estimate until a register changes: asked between any adds, the
+    count is what a counter read back from its stored form (no estimate kept) says."""
+    counter = Distinct()
+    for i, item in enumerate(items):
+        counter.add(item)
+        if i in asked:
+            assert counter.count() == Distinct.from_dict(counter.to_dict()).count()
+    assert counter.count() == Distinct.from_dict(counter.to_dict()).count()
+    assert counter.merge(Distinct.of(items[:3])).count() == Distinct.of(items).count()
+
+
 @settings(max_examples=30, deadline=None)
 @given(a=st.integers(0, 400), b=st.integers(0, 400), overlap=st.integers(0, 100))
 def test_distinct_merge_counts_the_union(a: int, b: int, overlap: int) -> None:

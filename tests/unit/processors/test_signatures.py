@@ -189,3 +189,18 @@ def test_normalize_is_idempotent(text: str) -> None:
     once = normalize_error(text)
     assert normalize_error(once) == once
     assert len(once) <= MAX_LENGTH
+
+
+@settings(max_examples=150, deadline=None)
+@given(tool=st.text(max_size=2 * MAX_LENGTH), head=st.text(max_size=40),
+       tail=st.text(max_size=40), pad=st.integers(0, 1100))
+def test_a_remembered_signature_is_the_one_computed_afresh(tool: str, head: str, tail: str,
+                                                           pad: int) -> None:
+    """error_signature remembers recent (tool, error head) pairs: asked twice, or for errors
+    that differ only past what normalizing reads, it answers what normalizing now would."""
+    error = head + "x" * pad + tail
+    fresh = f"{tool}: {normalize_error(error)}"
+    assert error_signature(tool, error) == fresh
+    assert error_signature(tool, error) == fresh
+    longer = error + tail + "9"
+    assert error_signature(tool, longer) == f"{tool}: {normalize_error(longer)}"
