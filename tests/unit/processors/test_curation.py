@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import uuid
 from collections import defaultdict, deque
@@ -19,11 +20,20 @@ from kaizen.processors.learning.curation import (
     EXPERIENCE_NAMESPACE,
     CurationState,
     apply_signal,
+    canonical_json,
+    content_digest,
     curation_key,
 )
 from kaizen.processors.learning.distinct import EXACT_CAP
 from kaizen.processors.learning.extractors import Extractor, Lesson, RecordedLLMExtractor
-from kaizen.schemas.model import ArgumentChange, Evidence, Experience, Signal, ToolCallPatch
+from kaizen.schemas.model import (
+    ArgumentChange,
+    Evidence,
+    Experience,
+    Signal,
+    ToolCallPatch,
+    Trigger,
+)
 
 T0 = 1_700_000_000_000
 QUOTED = "Search: Could not find [<quoted>]."
@@ -523,3 +533,26 @@ def test_a_replacement_with_different_values_per_episode_is_not_proposed() -> No
         state, out = apply_signal(state, recovery(episode, '"v2"'), min_support=2)
         constant += out
     assert constant[-1].status == "proposed"
+
+
+_TEXT = st.text(max_size=8)
+_CHANGES = st.lists(st.builds(ArgumentChange, _TEXT, _TEXT, st.none() | _TEXT, st.none() | _TEXT,
+                              st.none() | _TEXT), max_size=3)
+
+
+@settings(max_examples=60, deadline=None)
+@given(patch=st.none() | st.builds(ToolCallPatch, _TEXT, _CHANGES, st.none() | _TEXT),
+       signature=st.none() | _TEXT, guidance=_TEXT, support=st.integers(0, 500))
+def test_a_versions_content_hash_is_the_one_stored_states_hold(
+        patch: ToolCallPatch | None, signature: str | None, guidance: str, support: int) -> None:
+    """`emitted_hash` in stored states was computed over `dataclasses.asdict` of the trigger
+    and patch: the faster content dict hashes to exactly that, or every stored lesson would
+    emit a spurious version after an upgrade."""
+    draft = Experience("", 1, "t", "a", "x", 0, "recovery", Trigger(signature, "qa", "task"),
+                       guidance, [], support, 1, tool="orders.get", patch=patch)
+    content = {"kind": draft.kind, "status": draft.status, "guidance": draft.guidance,
+               "trigger": dataclasses.asdict(draft.trigger),
+               "patch": dataclasses.asdict(patch) if patch else None,
+               "support": [draft.support_episodes, draft.support_users], "tool": draft.tool,
+               "user": draft.user, "extractor": draft.extractor}
+    assert content_digest(draft) == hashlib.sha256(canonical_json(content).encode()).hexdigest()

@@ -500,3 +500,15 @@ def test_a_restore_from_json_at_any_point_gives_the_same_outputs(
     reference, _ = run(delivered, window=window)
     watermark = T0 + 10**7
     assert close_if_idle(state, watermark, 1000) == close_if_idle(reference, watermark, 1000)
+
+
+def test_a_copied_state_shares_no_container_with_its_original() -> None:
+    """`EpisodeState.copy` copies fields as they are, then every container: a fold changing
+    the copy must never change the state it came from (replay equals live depends on it)."""
+    state = EpisodeState("ep", "t", "a", user="u", next_seq=3, buffer={1: None},  # type: ignore[dict-item]
+                         seen_ids=["e1"], recalled_ids=["x"], results=[("tool", "out")])
+    copied = state.copy()
+    assert copied == state and type(copied) is EpisodeState
+    for name, value in vars(state).items():
+        if isinstance(value, list | dict | set):
+            assert getattr(copied, name) is not value, f"{name} is shared by the copy"

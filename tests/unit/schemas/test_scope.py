@@ -15,6 +15,7 @@ from kaizen.schemas import model
 from kaizen.schemas.scope import (
     MAX_NAME,
     InvalidName,
+    check_name,
     check_scope,
     name_problem,
     parse_scope_key,
@@ -87,3 +88,17 @@ def test_ordinary_names_pass() -> None:
     for name in ("acme", "c/x", "support-bot", "Ünïcode 名前", "user@example.com", "a%b"):
         assert name_problem("tenant", name) is None
     check_scope("acme", "bot", "u1")
+
+
+@given(kind=st.sampled_from(["tenant", "agent", "user"]),
+       name=st.text(max_size=MAX_NAME + 2) | st.sampled_from(["ok", " ok", "a\x00b", ""]))
+def test_a_remembered_check_answers_what_checking_afresh_does(kind: str, name: str) -> None:
+    """check_name remembers its answers for names of a valid length: twice asked, the same
+    answer as the uncached rule, valid or not."""
+    problem = name_problem(kind, name)
+    for _ in range(2):
+        if problem is None:
+            assert check_name(kind, name) == name
+        else:
+            with pytest.raises(InvalidName, match=re.escape(problem)):
+                check_name(kind, name)
