@@ -30,6 +30,7 @@ class SchemaVersion:
     parsed: Any
     canonical: str
     fingerprint: bytes  # CRC-64-AVRO, little-endian, as single-object encoding wants
+    wire: Any  # `parsed` without logical types: what the codec reads and writes with
 
     @property
     def full_name(self) -> str:
@@ -45,6 +46,7 @@ def load_version(path: Path) -> SchemaVersion:
     parsed = fastavro.parse_schema(raw)
     canonical = fastavro.schema.to_parsing_canonical_form(parsed)
     return SchemaVersion(
+        wire=fastavro.parse_schema(without_logical_types(raw)),
         name=match["name"],
         version=int(match["version"]),
         path=path,
@@ -53,6 +55,18 @@ def load_version(path: Path) -> SchemaVersion:
         canonical=canonical,
         fingerprint=bytes.fromhex(fastavro.schema.fingerprint(canonical, "CRC-64-AVRO")),
     )
+
+
+def without_logical_types(schema: Any) -> Any:
+    """The schema with its `logicalType` annotations dropped: the same bytes on the wire (a
+    uuid is a string, a timestamp-millis a long), but fastavro then reads a string and an int
+    instead of building a UUID and a datetime that the model turns back into them. That was
+    two thirds of decoding an episode event."""
+    if isinstance(schema, dict):
+        return {k: without_logical_types(v) for k, v in schema.items() if k != "logicalType"}
+    if isinstance(schema, list):
+        return [without_logical_types(v) for v in schema]
+    return schema
 
 
 @cache

@@ -97,7 +97,7 @@ class Codec:
         version = latest(SCHEMA_OF[type(event)])
         body = io.BytesIO()
         body.write(self._header(version))
-        fastavro.schemaless_writer(body, version.parsed, to_record(event, _full_name))
+        fastavro.schemaless_writer(body, version.wire, to_record(event, _full_name))
         return body.getvalue()
 
     def decode(self, data: bytes) -> model.Event:
@@ -111,8 +111,8 @@ class Codec:
         try:
             record: dict[str, Any] = fastavro.schemaless_reader(  # type: ignore[assignment]
                 io.BytesIO(data[self._header_size(data) :]),
-                writer.parsed,
-                None if reader is writer else reader.parsed,
+                writer.wire,
+                None if reader is writer else reader.wire,
                 return_record_name=True,
                 return_record_name_override=True,
             )
