@@ -1,9 +1,11 @@
 """The faust app: three agents over the pure folds, with versioned tables backed by changelogs.
 
-    kaizen.episodes --assemble--> kaizen.signals, curation-v1 (by curation key),
-                                  tool-results-v1 (by agent)
-    tool-results-v1 --aggregate--> kaizen.patterns
-    curation-v1     --curate-----> kaizen.experiences
+    kaizen.episodes --assemble--> kaizen.signals, curation-v2 (by curation key),
+                                  tool-results-v2 (by agent)
+    tool-results-v2 --aggregate--> kaizen.patterns
+    curation-v2     --curate-----> kaizen.experiences
+
+(the internal topics carry bundles of records, `processors/bundles.py`)
     bad records of any input ----> kaizen.deadletter
 
 This is the only module that imports faust; what each agent does with a batch of records is in

@@ -12,8 +12,10 @@ from kaizen.schemas.boundary import Limits
 EPISODES_TABLE = "episodes-v1"
 PATTERNS_TABLE = "patterns-v1"
 CURATION_TABLE = "curation-v1"
-TOOL_RESULTS_TOPIC = "tool-results-v1"  # episode ToolResult events re-keyed by agent
-CURATION_TOPIC = "curation-v1"  # signals re-keyed by curation key
+#: Internal topics: bundles (`processors/bundles.py`) of episode ToolResult events re-keyed by
+#: agent, and of signals re-keyed by curation key. v1 held one record each.
+TOOL_RESULTS_TOPIC = "tool-results-v2"
+CURATION_TOPIC = "curation-v2"
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TypeVar
 
+from kaizen.processors import bundles
 from kaizen.processors.config import CURATION_TOPIC, TOOL_RESULTS_TOPIC, ProcessorConfig
 from kaizen.processors.learning import curation, episodes, patterns
 from kaizen.processors.learning.signatures import error_signature
@@ -73,6 +74,30 @@ class RecordFolds:
         except InvalidName as error:
             return self.dead_letter(record, component, error)
         return admitted
+
+    def bundled(self, outgoing: list[Outgoing]) -> list[Outgoing]:
+        """The records for the worker's own next steps (tool results, signals to curate) packed
+        into bundles per topic and key, in order (`processors/bundles.py`), after the others."""
+        internal = {self.config.internal(TOOL_RESULTS_TOPIC), self.config.internal(CURATION_TOPIC)}
+        kept: list[Outgoing] = []
+        forwarded: dict[tuple[str, bytes], list[bytes]] = {}
+        for item in outgoing:
+            if item.topic in internal:
+                forwarded.setdefault((item.topic, item.key), []).append(item.value)
+            else:
+                kept.append(item)
+        return kept + [Outgoing(topic, key, bundle)
+                       for (topic, key), values in forwarded.items()
+                       for bundle in bundles.pack_bounded(values)]
+
+    def unbundle(self, record: Record, component: str) -> list[Record] | Outgoing:
+        """The records a bundle carries (at the bundle's position), or its dead letter."""
+        try:
+            values = bundles.unpack(record.value)
+        except DecodeError as error:
+            return self.dead_letter(record, component, error)
+        return [Record(record.topic, record.partition, record.offset, record.key, value,
+                       record.timestamp_ms) for value in values]
 
     def decode_signal(self, record: Record, component: str) -> model.Signal | Outgoing:
         return self._admit(record, component, "signals", model.Signal)

@@ -33,7 +33,7 @@ every other record.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -208,7 +208,7 @@ class AssembleStep:
             self._watermarks, self._last_scan = marks
             self._activity.clear()
             raise
-        return Batch.of(out, cache, table)
+        return Batch.of(self.folds.bundled(out), cache, table)
 
     def _one(self, table: Store, cache: StateCache[StoredEpisode], record: Record,
              careful: bool) -> list[Outgoing]:
@@ -280,7 +280,8 @@ class AssembleStep:
 
 
 class KeyedStep(Generic[E, S]):
-    """Records decoded into events, each folded into the state of its key (no idle scan)."""
+    """Bundles of records (`processors/bundles.py`) decoded into events, each folded into the
+    state of its key (no idle scan)."""
 
     def __init__(self, component: str, folds: RecordFolds, decode: Callable[[Record], E | Outgoing],
                  key_of: Callable[[Record, E], str],
@@ -295,7 +296,7 @@ class KeyedStep(Generic[E, S]):
         cache: StateCache[S] = StateCache(table, self._load, self._dump, pending)
         out: list[Outgoing] = []
         attempts = self._folds.config.fold_attempts
-        for record in records:
+        for record in self._unbundled(records, out):
             decoded = self._decode(record)
             if isinstance(decoded, Outgoing):
                 out.append(decoded)
@@ -313,6 +314,16 @@ class KeyedStep(Generic[E, S]):
             cache.set(key, state, record.partition)
             out += sent
         return Batch.of(out, cache, table)
+
+    def _unbundled(self, records: Sequence[Record], out: list[Outgoing]) -> Iterator[Record]:
+        """The records the bundles carry, in order; a bundle that is not one is dead-lettered
+        into `out`."""
+        for bundle in records:
+            carried = self._folds.unbundle(bundle, self._component)
+            if isinstance(carried, Outgoing):
+                out.append(carried)
+            else:
+                yield from carried
 
     def _folding(self, event: E) -> Callable[[S | None], tuple[S, list[Outgoing]]]:
         return lambda state: self._fold(state, event)

@@ -8,6 +8,8 @@ from pathlib import Path
 
 from confluent_kafka.admin import AdminClient
 
+from kaizen.processors import bundles
+from kaizen.processors.bundles import unpack
 from kaizen.schemas.codec import Codec
 from kaizen.schemas.records import to_json
 from kaizen.sinks.clickhouse import ClickHouseSink
@@ -37,7 +39,8 @@ def deployment_topics(bootstrap: str, prefix: str) -> list[str]:
 
 def every_topic_text(bootstrap: str, prefix: str, codec: Codec | None = None) -> dict[str, str]:
     """Per topic of the deployment: every record's key and value bytes as text, and the record
-    decoded through `codec` where it is an event (changelogs hold JSON, they stay raw)."""
+    decoded through `codec` where it is an event, or each event of a bundle (changelogs hold
+    JSON, they stay raw)."""
     codec = codec or Codec()
     out: dict[str, str] = {}
     for topic in deployment_topics(bootstrap, prefix):
@@ -46,10 +49,13 @@ def every_topic_text(bootstrap: str, prefix: str, codec: Codec | None = None) ->
             for record in batch:
                 raw = (record.key or b"") + b" " + record.value
                 lines.append(raw.decode("utf-8", errors="replace"))
-                try:
-                    lines.append(json.dumps(to_json(codec.decode(record.value)), default=str))
-                except ValueError:  # DecodeError: not an event (a changelog's JSON)
-                    pass
+                carried = (unpack(record.value) if record.value.startswith(bundles.MAGIC)
+                           else [record.value])
+                for value in carried:
+                    try:
+                        lines.append(json.dumps(to_json(codec.decode(value)), default=str))
+                    except ValueError:  # DecodeError: not an event (a changelog's JSON)
+                        pass
         out[topic] = "\n".join(lines)
     return out
 

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from kaizen.processors.config import CURATION_TOPIC, TOOL_RESULTS_TOPIC
 from kaizen.schemas import model
 from kaizen.schemas.records import to_json
 from kaizen.service.rebuild import rebuild
@@ -118,12 +119,13 @@ def test_forget_a_user_everywhere_and_others_keep_their_lessons(
         assert ALICE not in text, where
     # every topic the broker lists for the deployment, internal ones and changelogs included
     everything = every_topic_text(bootstrap, unique_topic_prefix, codec_with_keys(keys))
-    internal = {f"{unique_topic_prefix}.tool-results-v1", f"{unique_topic_prefix}.curation-v1",
+    internal = {f"{unique_topic_prefix}.{TOOL_RESULTS_TOPIC}",
+                f"{unique_topic_prefix}.{CURATION_TOPIC}",
                 topics.deadletter, topics.privacy,
                 *(f"{unique_topic_prefix}-processors-{table}-changelog"
                   for table in ("episodes-v1", "patterns-v1", "curation-v1"))}
     assert internal <= set(everything), sorted(everything)
-    assert BOB in everything[f"{unique_topic_prefix}.curation-v1"]  # decoded: kept users read
+    assert BOB in everything[f"{unique_topic_prefix}.{CURATION_TOPIC}"]  # decoded: kept users
     leaks = sorted(topic for topic, text in everything.items() if ALICE in text)
     assert not leaks, f"{ALICE} still readable in {leaks}"
     assert ALICE not in _letters_text(bootstrap, topics, keys)

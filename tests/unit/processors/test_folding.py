@@ -10,7 +10,8 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kaizen.processors.config import ProcessorConfig
+from kaizen.processors.bundles import unpack
+from kaizen.processors.config import CURATION_TOPIC, TOOL_RESULTS_TOPIC, ProcessorConfig
 from kaizen.processors.folding import Outgoing, Record, RecordFolds
 from kaizen.processors.steps import (
     AssembleStep,
@@ -52,7 +53,8 @@ def _chunks(records: list[Record], size: int) -> list[list[Record]]:
 def _run(records: list[Record], batch: int = 1, pipelined: bool = False
          ) -> dict[str, list[bytes]]:
     """Feed the three steps as the faust agents do: batches of `batch` records, outputs sent
-    before states are committed, the repartitioned topics read in the order they were written.
+    before states are committed, the repartitioned topics read in the order they were written;
+    what each topic got, key by key.
     `pipelined`: as the worker does, each batch is folded before the one before it is stored,
     over that batch's pending writes (`processors/app.py`)."""
     # idle and linger short against the 1 s between episodes: closes and deletions happen
@@ -62,7 +64,7 @@ def _run(records: list[Record], batch: int = 1, pipelined: bool = False
              "curate": curate_step(folds)}
     tables = {name: DictStore() for name in steps}
     inputs: dict[str, list[Record]] = {"aggregate": [], "curate": []}
-    out: dict[str, list[bytes]] = {}
+    by_key: dict[tuple[str, bytes], list[bytes]] = {}
     in_flight: dict[str, Batch] = {}
 
     def run(name: str, chunk: list[Record]) -> None:
@@ -72,9 +74,11 @@ def _run(records: list[Record], batch: int = 1, pipelined: bool = False
         if earlier is not None:
             earlier.commit()
         for item in result.outgoing:
-            out.setdefault(item.topic, []).append(item.value)
-            step = ("aggregate" if item.topic.endswith("tool-results-v1") else
-                    "curate" if item.topic.endswith("curation-v1") else None)
+            step = {folds.config.internal(TOOL_RESULTS_TOPIC): "aggregate",
+                    folds.config.internal(CURATION_TOPIC): "curate"}.get(item.topic)
+            # what a bundle carries is compared, not how a batch happened to bundle it
+            by_key.setdefault((item.topic, item.key), []).extend(
+                unpack(item.value) if step else [item.value])
             if step:
                 inputs[step].append(Record(item.topic, 0, len(inputs[step]), item.key,
                                            item.value))
@@ -89,6 +93,11 @@ def _run(records: list[Record], batch: int = 1, pipelined: bool = False
             inputs[name] = []
             for downstream in _chunks(pending, batch):
                 run(name, downstream)
+    # Kafka orders records per key, not across keys (a batch bundles its forwarded records by
+    # key): each topic's records key by key, every key's in the order it was written
+    out: dict[str, list[bytes]] = {}
+    for (topic, _), values in sorted(by_key.items()):
+        out.setdefault(topic, []).extend(values)
     return out
 
 

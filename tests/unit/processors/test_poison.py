@@ -47,6 +47,12 @@ def _letters(out: list[Outgoing]) -> list[model.DeadLetter]:
             if isinstance(e, model.DeadLetter)]
 
 
+def _signals(outgoing: list[Outgoing]) -> list[model.Signal]:
+    """The signals a batch sent to the signals topic (the curation copies go in bundles)."""
+    return [s for o in outgoing if o.topic.endswith(".signals")
+            and isinstance(s := CODEC.decode(o.value), model.Signal)]
+
+
 def test_a_record_whose_fold_raises_is_dead_lettered_after_bounded_attempts() -> None:
     good = _episode("ep-good", T, json.dumps({"order": 1}), 0)
     bad = _episode("ep-deep", T + 100, DEEP, 6)
@@ -58,13 +64,11 @@ def test_a_record_whose_fold_raises_is_dead_lettered_after_bounded_attempts() ->
     [letter] = _letters(batch.outgoing)
     assert (letter.error_type, letter.source_offset) == ("RecursionError", 10)
     assert "raised on 3 attempts" in letter.reason and "Traceback" in letter.reason
-    kinds = sorted((s.episode_id, s.kind) for s in (CODEC.decode(o.value) for o in batch.outgoing)
-                   if isinstance(s, model.Signal) and s.episode_id != "ep-deep")
+    kinds = sorted((s.episode_id, s.kind) for s in _signals(batch.outgoing)
+                   if s.episode_id != "ep-deep")
     clean_step = AssembleStep(_router())
     clean = clean_step.process(DictStore(), good + after)
-    assert kinds == sorted((s.episode_id, s.kind) for s in
-                           (CODEC.decode(o.value) for o in clean.outgoing)
-                           if isinstance(s, model.Signal))
+    assert kinds == sorted((s.episode_id, s.kind) for s in _signals(clean.outgoing))
 
 
 def test_careful_folding_gives_what_plain_folding_gives_on_good_records() -> None:
