@@ -96,7 +96,7 @@ class Segment:
         signature_codes, signature_index = _codes([e.trigger.signature for e in experiences])
         ann = None
         if ann_min_rows is not None and len(rows) >= ann_min_rows:
-            ann = AnnIndex.build(matrix, previous.ann if previous is not None else None)
+            ann = AnnIndex.build(matrix, *_known_lists(experiences, previous))
         return cls(matrix, experiences, np.asarray(order, dtype=np.int64), parts, user_codes,
                    user_index, signature_codes, signature_index, ann)
 
@@ -176,6 +176,20 @@ class Segment:
                                           == self.signature_index[query.signature]))
             rows = np.union1d(rows, must)
         return rows if rows.size >= min(query.k, count) else np.flatnonzero(mask)
+
+
+def _known_lists(experiences: tuple[Experience, ...], previous: Segment | None
+                 ) -> tuple[AnnIndex | None, npt.NDArray[np.int64] | None]:
+    """The previous ANN and, per row, the inverted list it put the same lesson version in
+    (-1: not in it). Same version = same object: the index stores a lesson and its vector
+    together, so an unchanged object has an unchanged vector."""
+    if previous is None or previous.ann is None:
+        return None, None
+    held = {id(e): row for row, e in enumerate(previous.experiences)}
+    rows = np.fromiter((held.get(id(e), -1) for e in experiences), dtype=np.int64,
+                       count=len(experiences))
+    known = np.where(rows >= 0, previous.ann.assignment[rows], -1)
+    return previous.ann, known
 
 
 def top_k(scores: npt.NDArray[np.floating], k: int,

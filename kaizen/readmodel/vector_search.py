@@ -59,23 +59,32 @@ class AnnIndex:
     index: Any
     quantizer: Any  # kept referenced: the IVF index does not own it
     centroids: FloatMatrix
+    assignment: npt.NDArray[np.int64]  # the inverted list of each row
 
     @classmethod
-    def build(cls, matrix: FloatMatrix, previous: AnnIndex | None = None) -> AnnIndex:
-        """Index `matrix`; the centroids of `previous` are reused while their count suits."""
+    def build(cls, matrix: FloatMatrix, previous: AnnIndex | None = None,
+              known: npt.NDArray[np.int64] | None = None) -> AnnIndex:
+        """Index `matrix`. The centroids of `previous` are reused while their count suits, and
+        then `known` (per row: its list in `previous`, -1 if new) spares assigning those rows
+        again: assigning 100k rows is most of a rebuild once k-means is skipped."""
         faiss = _faiss()
         rows, dimension = matrix.shape
         lists = _lists(rows)
-        if previous is not None and lists / 2 <= len(previous.centroids) <= lists * 2:
-            centroids = previous.centroids
-        else:
-            centroids = _train(faiss, matrix, lists)
+        reuse = previous is not None and lists / 2 <= len(previous.centroids) <= lists * 2
+        centroids = previous.centroids if previous is not None and reuse else _train(
+            faiss, matrix, lists)
         quantizer = faiss.IndexFlatIP(dimension)
         quantizer.add(centroids)
         index = faiss.IndexIVFFlat(quantizer, dimension, len(centroids),
                                    faiss.METRIC_INNER_PRODUCT)
-        index.add(matrix)
-        return cls(index, quantizer, centroids)
+        assignment = (np.array(known, dtype=np.int64) if reuse and known is not None
+                      else np.full(rows, -1, dtype=np.int64))
+        missing = np.flatnonzero(assignment < 0)
+        for start in range(0, missing.size, 8_192):  # chunks: bounded temporaries
+            chunk = missing[start:start + 8_192]
+            assignment[chunk] = quantizer.search(matrix[chunk], 1)[1][:, 0]
+        index.add_core(rows, faiss.swig_ptr(matrix), None, faiss.swig_ptr(assignment))
+        return cls(index, quantizer, centroids, assignment)
 
     def nearest(self, query: FloatMatrix, allowed: Mask, count: int) -> Rows:
         """Up to `count` rows among the `allowed` ones (a mask over the rows) nearest `query`."""
