@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -214,6 +215,7 @@ class RecallIndex:
                         experience.experience_id)
             for key, ids in touched.items():
                 self._changed(key, ids)
+        time.sleep(0)  # hand the GIL to a waiting recall: a burst of writes must not starve them
 
     def upsert(self, entry: IndexEntry | Experience) -> None:
         """Add or update one lesson; an older version than the one held is ignored."""
@@ -226,6 +228,7 @@ class RecallIndex:
             if key is not None:
                 del self._scopes[key].entries[experience_id]
                 self._changed(key, {experience_id})
+        time.sleep(0)  # as in load
 
     def set_active(self, tenant: str, agent: str, experience_ids: Iterable[str] | None,
                    excluded: Iterable[str] = ()) -> None:

@@ -16,6 +16,7 @@ several segments merge into the one order an exact scan of all of them gives.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -88,6 +89,7 @@ class Segment:
         for start in range(0, len(order), _CHUNK):  # np.stack of 100k rows holds the GIL 0.1 s+
             matrix[start:start + _CHUNK] = np.stack(
                 [by_id[i][1] for i in order[start:start + _CHUNK]])
+            time.sleep(0)  # and hand the GIL to a waiting recall between chunks
         parts: dict[str | None, tuple[int, int]] = {}
         for row, experience in enumerate(experiences):
             start, _ = parts.get(experience.tool, (row, row))
