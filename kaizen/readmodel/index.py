@@ -58,7 +58,15 @@ from kaizen.readmodel.lesson import Recalled, lesson_to_json
 from kaizen.readmodel.overlay import Overlay, OverlayView
 from kaizen.readmodel.prompt import render_lessons
 from kaizen.readmodel.relevance import near_best
-from kaizen.readmodel.segment import SIGNATURE_BOOST, TOOL_BOOST, Query, Segment, merge, top_k
+from kaizen.readmodel.segment import (
+    SIGNATURE_BOOST,
+    TOOL_BOOST,
+    Query,
+    Segment,
+    merge,
+    single_threaded_blas,
+    top_k,
+)
 from kaizen.readmodel.vector_search import ANN_MIN_ROWS, Mask
 from kaizen.schemas.content import content_hash
 from kaizen.schemas.model import Experience
@@ -192,6 +200,7 @@ class RecallIndex:
 
     def __init__(self, embedder: Embedder, ann_min_rows: int | None = ANN_MIN_ROWS, *,
                  min_score: float | None = None, overlay_max: int = OVERLAY_MAX) -> None:
+        single_threaded_blas()  # p99 at any size: see its docstring
         self._embedder = embedder
         self._ann_min_rows = ann_min_rows
         self._overlay_max = overlay_max
