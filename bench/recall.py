@@ -4,12 +4,16 @@ and Qdrant local mode, in one run.
 Prints, per size:
 - `RecallIndex.recall` p50 / p99 in ms with the query embedding taken out (the queries' vectors
   are looked up, not computed): the default index (exact scan below 20k active lessons, faiss
-  IVF past it, see `kaizen/kaizen/readmodel/vector_search.py`), and the exact scan forced on;
+  IVF past it, see `kaizen/readmodel/segment.py` and `vector_search.py`), and the exact scan
+  forced on;
 - recall@5 of the default index against the exact scan (the share of the exact top 5 it finds);
 - the same queries, with the same filters, on Qdrant local mode (in memory), up to
   `--qdrant-max` lessons (local mode is not meant for more than 20k points; loading 100k into it
   takes longer than the rest of the benchmark);
-- at the largest size, 8 threads recalling while a writer updates lessons (p50 / p99, updates/s);
+- at the largest size, 8 threads recalling while a writer updates lessons as fast as it can
+  (p50 / p99, updates/s): writes go to the index's overlay, and a new base is compiled in the
+  background every few thousand of them (`kaizen/readmodel/index.py`), so this also measures
+  recalls during those compiles;
 and once: the query embedding alone (MiniLM, one text), which a real recall adds.
 
 Every query filters as an agent's does: a user (their own preferences plus everyone's lessons)
@@ -173,7 +177,9 @@ def _concurrent(index: RecallIndex, entries: list[IndexEntry],
     stop.set()
     for thread in threads:
         thread.join()
-    return sorted(samples), updates[0] / (time.perf_counter() - started)
+    rate = updates[0] / (time.perf_counter() - started)
+    index.flush()  # a background compile begun in the window: not left running
+    return sorted(samples), rate
 
 
 def _embedding(texts: int) -> list[float]:

@@ -26,9 +26,16 @@ error signature it just hit and it equals the lesson's trigger signature, plus
 :data:`TOOL_BOOST` when the lesson is about one of the caller's ``tools``. Ties
 break by experience id, so results are deterministic.
 
-Thread safety: writers hold a lock and replace a scope's compiled, immutable
-:class:`_View`; readers take the current view without locking, so a recall never
-waits for an update and never sees half of one.
+Storage and thread safety (issue 14): a scope's active set is one large immutable
+:class:`~kaizen.readmodel.segment.Segment` (the base, with an ANN past
+:data:`~kaizen.readmodel.vector_search.ANN_MIN_ROWS` lessons) plus a small one (the overlay) of
+the lessons written since the base was compiled; base rows those writes replaced or removed are
+masked out by an ``alive`` mask. A write recompiles only the overlay and copies the mask (cheap
+whatever the scope's size) and publishes a new immutable :class:`_View` before it returns, so the
+next recall sees it (read-your-writes). Once the overlay holds :data:`OVERLAY_MAX` lessons, a
+background thread compiles a new base from a snapshot and swaps it in, the writes made meanwhile
+becoming the new overlay. Writers hold a lock; readers take the current view without locking,
+so a recall never waits for a write or a rebuild and never sees half of one.
 
 This module must not import store clients: it is fed plain :class:`IndexEntry`
 objects, whoever loads them.
@@ -36,8 +43,10 @@ objects, whoever loads them.
 
 from __future__ import annotations
 
+import logging
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+import time
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,9 +55,19 @@ import numpy.typing as npt
 
 from kaizen.readmodel.embedding import Embedder
 from kaizen.readmodel.lesson import Recalled, lesson_to_json
+from kaizen.readmodel.overlay import Overlay, OverlayView
 from kaizen.readmodel.prompt import render_lessons
 from kaizen.readmodel.relevance import near_best
-from kaizen.readmodel.vector_search import ANN_MIN_ROWS, VectorSearch
+from kaizen.readmodel.segment import (
+    SIGNATURE_BOOST,
+    TOOL_BOOST,
+    Query,
+    Segment,
+    merge,
+    single_threaded_blas,
+    top_k,
+)
+from kaizen.readmodel.vector_search import ANN_MIN_ROWS, Mask
 from kaizen.schemas.content import content_hash
 from kaizen.schemas.model import Experience
 
@@ -62,13 +81,19 @@ __all__ = [
     "recall_text",
 ]
 
-FloatVector = npt.NDArray[np.float32]
+log = logging.getLogger(__name__)
 
-#: Added when the query's error signature equals the lesson's: the lesson was
-#: learnt from exactly this failure, which text similarity alone can under-rate.
-SIGNATURE_BOOST = 0.25
-#: Added when the lesson is about a tool the caller is about to use.
-TOOL_BOOST = 0.05
+FloatVector = npt.NDArray[np.float32]
+Row = tuple[Experience, FloatVector]
+ScopeKey = tuple[str, str]
+_top = top_k  # the name the tests know
+
+#: Overlay rows (writes since the base was compiled) past which a new base is compiled in the
+#: background: a recall scans the overlay exactly, so this bounds its cost (~0.1 ms at 2k)...
+OVERLAY_MAX = 2_048
+#: ... or past this share of the base (1/16: 6k rows at 100k), so a compile of a large base
+#: (~2 s of CPU at 100k on a core the readers share) comes at most once per 6k writes.
+OVERLAY_SHARE = 16
 
 
 def recall_text(experience: Experience) -> str:
@@ -93,64 +118,72 @@ class IndexEntry:
 
 @dataclass(frozen=True, slots=True)
 class _View:
-    """The compiled active set of one scope; never mutated, replaced whole on change.
+    """What a recall of one scope reads: never mutated, replaced whole on change."""
 
-    Rows are sorted by experience id, so a stable sort on score breaks ties by id.
-    ``user_codes`` / ``tool_codes`` are -1 for "no user" / "no tool".
-    """
+    base: Segment
+    alive: Mask | None  # base rows not replaced or removed since (None: all)
+    overlay: OverlayView  # the lessons written since the base was compiled, if active
 
-    matrix: FloatVector
-    experiences: tuple[Experience, ...]
-    user_codes: npt.NDArray[np.int32]
-    user_index: dict[str, int]
-    tool_codes: npt.NDArray[np.int32]
-    tool_index: dict[str, int]
-    signature_codes: npt.NDArray[np.int32]
-    signature_index: dict[str, int]
-    search: VectorSearch | None = None  # ANN past ANN_MIN_ROWS rows (vector_search)
-
-
-def _codes(values: Sequence[str | None]) -> tuple[npt.NDArray[np.int32], dict[str, int]]:
-    index: dict[str, int] = {}
-    codes = [-1 if v is None else index.setdefault(v, len(index)) for v in values]
-    return np.asarray(codes, dtype=np.int32), index
-
-
-def _compile(rows: list[tuple[Experience, FloatVector]], dimension: int,
-             previous: _View | None = None, ann_min_rows: int | None = ANN_MIN_ROWS) -> _View:
-    rows = sorted(rows, key=lambda r: r[0].experience_id)
-    experiences = tuple(e for e, _ in rows)
-    if rows:
-        matrix = np.ascontiguousarray(np.stack([v for _, v in rows]), dtype=np.float32)
-    else:
-        matrix = np.zeros((0, dimension), dtype=np.float32)
-    user_codes, user_index = _codes([e.user for e in experiences])
-    tool_codes, tool_index = _codes([e.tool for e in experiences])
-    signature_codes, signature_index = _codes([e.trigger.signature for e in experiences])
-    search = VectorSearch.compile([(e.experience_id, e.version) for e in experiences], matrix,
-                                  previous.search if previous else None, ann_min_rows)
-    return _View(
-        matrix, experiences, user_codes, user_index, tool_codes, tool_index,
-        signature_codes, signature_index, search,
-    )
+    def experiences(self) -> Iterator[Experience]:
+        for row, experience in enumerate(self.base.experiences):
+            if self.alive is None or self.alive[row]:
+                yield experience
+        yield from self.overlay.live()
 
 
 class _Scope:
-    """All known lessons of one (tenant, agent) and its active set; guarded by the index lock."""
+    """All known lessons of one (tenant, agent), its active set and its compiled parts;
+    guarded by the index lock (the segments themselves are immutable)."""
 
-    def __init__(self) -> None:
-        self.entries: dict[str, tuple[Experience, FloatVector]] = {}
+    def __init__(self, dimension: int, ann_min_rows: int | None) -> None:
+        self.dimension, self.ann_min_rows = dimension, ann_min_rows
+        self.entries: dict[str, Row] = {}
         self.active: frozenset[str] | None = None
         self.excluded: frozenset[str] = frozenset()
+        self.epoch = 0  # bumped by a full recompile: a background merge begun before is void
+        self.merging: set[str] | None = None  # ids written since a background merge began
+        self.install(Segment.compile([], dimension, None), set())
 
     def is_active(self, experience: Experience) -> bool:
         if self.active is None:
             return experience.status == "proposed" and experience.experience_id not in self.excluded
         return experience.experience_id in self.active
 
-    def compile(self, dimension: int, previous: _View | None, ann_min_rows: int | None) -> _View:
-        rows = [row for row in self.entries.values() if self.is_active(row[0])]
-        return _compile(rows, dimension, previous, ann_min_rows)
+    def active_rows(self) -> list[Row]:
+        return [row for row in self.entries.values() if self.is_active(row[0])]
+
+    def install(self, base: Segment, pending: set[str]) -> None:
+        """Make `base` the base; `pending`: ids written since its rows were taken."""
+        self.base: Segment = base
+        self.alive: Mask | None = None
+        self.overlay = Overlay(self.dimension)
+        self.base_rows = {e.experience_id: row for row, e in enumerate(base.experiences)}
+        self.mark(pending)
+
+    def rebuild(self) -> None:
+        """Compile every active lesson into a new base, now (start-up, a new active set)."""
+        self.epoch += 1
+        self.install(Segment.compile(self.active_rows(), self.dimension, self.ann_min_rows,
+                                     self.base), set())
+
+    def mark(self, ids: set[str]) -> None:
+        """Lessons `ids` changed: mask their base rows, write their active versions to the
+        overlay (copies of two masks and a few appended rows: cheap at any size)."""
+        dead = [self.base_rows[i] for i in ids if i in self.base_rows]
+        if dead:  # copy on write: published views keep the mask they were built with
+            alive = np.ones(len(self.base), dtype=bool) if self.alive is None else self.alive.copy()
+            alive[dead] = False
+            self.alive = alive
+        if self.merging is not None:
+            self.merging |= ids
+        self.overlay.write((i, self._active_row(i)) for i in sorted(ids))
+
+    def _active_row(self, experience_id: str) -> Row | None:
+        row = self.entries.get(experience_id)
+        return row if row is not None and self.is_active(row[0]) else None
+
+    def view(self) -> _View:
+        return _View(self.base, self.alive, self.overlay.view())
 
 
 class RecallIndex:
@@ -161,17 +194,22 @@ class RecallIndex:
             ``model_id`` must be the one the stored vectors were made with.
         ann_min_rows: active sets of at least this many lessons are searched through an
             ANN index (:mod:`kaizen.readmodel.vector_search`); None: always the exact scan.
+        overlay_max: overlay rows (writes since the base was compiled) past which a new base
+            is compiled in the background (a write batch at least this large: right away).
     """
 
     def __init__(self, embedder: Embedder, ann_min_rows: int | None = ANN_MIN_ROWS, *,
-                 min_score: float | None = None) -> None:
+                 min_score: float | None = None, overlay_max: int = OVERLAY_MAX) -> None:
+        single_threaded_blas()  # p99 at any size: see its docstring
         self._embedder = embedder
         self._ann_min_rows = ann_min_rows
+        self._overlay_max = overlay_max
         self.min_score = min_score  # the relevance floor when a query names none
         self._lock = threading.Lock()
-        self._scopes: dict[tuple[str, str], _Scope] = {}
-        self._views: dict[tuple[str, str], _View] = {}
-        self._where: dict[str, tuple[str, str]] = {}
+        self._scopes: dict[ScopeKey, _Scope] = {}
+        self._views: dict[ScopeKey, _View] = {}
+        self._where: dict[str, ScopeKey] = {}
+        self._merges: list[threading.Thread] = []
 
     # -- writes ------------------------------------------------------------------
 
@@ -179,9 +217,14 @@ class RecallIndex:
         """Add many lessons at once (start-up), embedding those without a vector in one batch."""
         rows = self._vectors([_as_entry(e) for e in entries])
         with self._lock:
-            touched = {self._put(experience, vector) for experience, vector in rows}
-            for key in touched:
-                self._recompile(key)
+            touched: dict[ScopeKey, set[str]] = {}
+            for experience, vector in rows:
+                if self._put(experience, vector):
+                    touched.setdefault((experience.tenant, experience.agent), set()).add(
+                        experience.experience_id)
+            for key, ids in touched.items():
+                self._changed(key, ids)
+        time.sleep(0)  # hand the GIL to a waiting recall: a burst of writes must not starve them
 
     def upsert(self, entry: IndexEntry | Experience) -> None:
         """Add or update one lesson; an older version than the one held is ignored."""
@@ -193,19 +236,34 @@ class RecallIndex:
             key = self._where.pop(experience_id, None)
             if key is not None:
                 del self._scopes[key].entries[experience_id]
-                self._recompile(key)
+                self._changed(key, {experience_id})
+        time.sleep(0)  # as in load
 
     def set_active(self, tenant: str, agent: str, experience_ids: Iterable[str] | None,
                    excluded: Iterable[str] = ()) -> None:
         """Set a scope's active set: its snapshot's members, or None for "all proposed" minus
         `excluded` (lessons the snapshot log blamed, see processors/learning/recallable.py)."""
         with self._lock:
-            scope = self._scopes.setdefault((tenant, agent), _Scope())
+            scope = self._scope((tenant, agent))
             scope.active = None if experience_ids is None else frozenset(experience_ids)
             scope.excluded = frozenset(excluded)
-            self._recompile((tenant, agent))
+            scope.rebuild()
+            self._views[(tenant, agent)] = scope.view()
 
-    def _vectors(self, entries: list[IndexEntry]) -> list[tuple[Experience, FloatVector]]:
+    def flush(self) -> None:
+        """Wait for the background compilations begun so far (tests, benchmarks, shutdown)."""
+        with self._lock:
+            merges, self._merges = self._merges, []
+        for thread in merges:
+            thread.join()
+
+    def _scope(self, key: ScopeKey) -> _Scope:
+        scope = self._scopes.get(key)
+        if scope is None:
+            scope = self._scopes[key] = _Scope(self._embedder.dimension, self._ann_min_rows)
+        return scope
+
+    def _vectors(self, entries: list[IndexEntry]) -> list[Row]:
         missing = [e.experience for e in entries if e.vector is None]
         fresh: Iterator[FloatVector] = iter(
             self._embedder.embed([recall_text(e) for e in missing]) if missing else []
@@ -222,22 +280,51 @@ class RecallIndex:
             rows.append((entry.experience, vector))
         return rows
 
-    def _put(self, experience: Experience, vector: FloatVector) -> tuple[str, str]:
-        key = (experience.tenant, experience.agent)
-        scope = self._scopes.setdefault(key, _Scope())
+    def _put(self, experience: Experience, vector: FloatVector) -> bool:
+        """Hold this version unless a newer one is held; whether it was taken."""
+        scope = self._scope((experience.tenant, experience.agent))
         held = scope.entries.get(experience.experience_id)
-        if held is None or held[0].version <= experience.version:
-            scope.entries[experience.experience_id] = (experience, vector)
-            self._where[experience.experience_id] = key
-        return key
+        if held is not None and held[0].version > experience.version:
+            return False
+        scope.entries[experience.experience_id] = (experience, vector)
+        self._where[experience.experience_id] = (experience.tenant, experience.agent)
+        return True
 
-    def _recompile(self, key: tuple[str, str]) -> None:
-        self._views[key] = self._scopes[key].compile(self._embedder.dimension,
-                                                     self._views.get(key), self._ann_min_rows)
+    def _changed(self, key: ScopeKey, ids: set[str]) -> None:
+        """Publish a scope's new view after writes of `ids`; start a merge if one is due."""
+        scope = self._scopes[key]
+        if len(ids) >= self._overlay_max:  # a bulk load: compile it all now
+            scope.rebuild()
+        else:
+            scope.mark(ids)
+        self._views[key] = scope.view()
+        if scope.overlay.n >= max(self._overlay_max, len(scope.base) // OVERLAY_SHARE) and (
+                scope.merging is None):
+            scope.merging = set()
+            thread = threading.Thread(
+                target=self._merge, name=f"recall-merge-{key[0]}-{key[1]}", daemon=True,
+                args=(key, scope.epoch, scope.active_rows(), scope.base))
+            self._merges.append(thread)
+            thread.start()
+
+    def _merge(self, key: ScopeKey, epoch: int, rows: list[Row], previous: Segment) -> None:
+        """Compile a new base from a snapshot of the active rows (no lock held meanwhile),
+        then swap it in; the writes made since become the overlay."""
+        try:
+            base = Segment.compile(rows, self._embedder.dimension, self._ann_min_rows, previous)
+        except Exception:  # the old base and overlay keep serving; the next write retries
+            log.exception("recall index: background compile of %s failed", key)
+            base = None
+        with self._lock:
+            scope = self._scopes[key]
+            written, scope.merging = scope.merging or set(), None
+            if base is not None and scope.epoch == epoch:
+                scope.install(base, written)
+                self._views[key] = scope.view()
 
     # -- reads -------------------------------------------------------------------
 
-    def scopes(self) -> list[tuple[str, str]]:
+    def scopes(self) -> list[ScopeKey]:
         """Every (tenant, agent) the index holds lessons for."""
         with self._lock:
             return sorted(self._scopes)
@@ -272,29 +359,13 @@ class RecallIndex:
         below the best hit.
         """
         view = self._views.get((tenant, agent))
-        if view is None or k <= 0 or not view.experiences:
+        if view is None or k <= 0 or len(view.base) + len(view.overlay) == 0:
             return []
-        rows = _allowed_rows(view, user, None if tools is None else set(tools))
-        if tool is not None:
-            code = view.tool_index.get(tool)
-            rows = rows[view.tool_codes[rows] == code] if code is not None else rows[:0]
-        if rows.size == 0:
-            return []
-        query = self._embedder.embed([task])[0].astype(np.float32, copy=False)
-        if view.search is not None:  # large set: score only the rows the ANN narrows to
-            groups = [rows] if tools is None else [rows[view.tool_codes[rows] >= 0],
-                                                   rows[view.tool_codes[rows] < 0]]
-            rows = view.search.narrow(query, groups, k, _signature_rows(view, rows, signature))
-            scores = view.matrix[rows] @ query
-        else:  # one product over the whole scope, then pick rows: cheaper than copying the
-            scores = (view.matrix @ query)[rows]  # allowed rows out of the matrix first
-        if tools is not None:
-            scores = scores + TOOL_BOOST * (view.tool_codes[rows] >= 0)
-        if signature is not None and signature in view.signature_index:
-            hits = view.signature_codes[rows] == view.signature_index[signature]
-            scores = scores + SIGNATURE_BOOST * hits
-        order = _top(scores, k)
-        result = [_recalled(view.experiences[rows[i]], float(scores[i])) for i in order]
+        vector = self._embedder.embed([task])[0].astype(np.float32, copy=False)
+        query = Query(vector, k, user, None if tools is None else frozenset(tools), tool,
+                      signature)
+        found = merge([view.base.top(query, view.alive), view.overlay.top(query)], k)
+        result = [_recalled(experience, score) for score, experience in found]
         floor = self.min_score if min_score is None else min_score
         if floor is not None:
             result = [r for r in result if r.score >= floor]
@@ -303,45 +374,10 @@ class RecallIndex:
     def active_ids(self, tenant: str, agent: str) -> set[str]:
         """Experience ids currently recallable in the scope (for inspection and tests)."""
         view = self._views.get((tenant, agent))
-        return set() if view is None else {e.experience_id for e in view.experiences}
+        return set() if view is None else {e.experience_id for e in view.experiences()}
 
     def __len__(self) -> int:
         return len(self._where)
-
-
-def _allowed_rows(view: _View, user: str | None, tools: set[str] | None) -> npt.NDArray[np.intp]:
-    """Rows passing the user and tool rules; tenant, agent and activity hold by construction."""
-    allowed = view.user_codes < 0
-    if user is not None and user in view.user_index:
-        allowed = allowed | (view.user_codes == view.user_index[user])
-    if tools is not None:
-        tool_ok = view.tool_codes < 0
-        for code in {view.tool_index[t] for t in tools if t in view.tool_index}:
-            tool_ok |= view.tool_codes == code  # a few tools: faster than np.isin
-        allowed = allowed & tool_ok
-    return np.flatnonzero(allowed)
-
-
-def _signature_rows(view: _View, rows: npt.NDArray[np.intp], signature: str | None
-                    ) -> npt.NDArray[np.intp]:
-    """The allowed rows whose trigger is the query's error signature (they earn a boost)."""
-    if signature is None or signature not in view.signature_index:
-        return rows[:0]
-    return rows[view.signature_codes[rows] == view.signature_index[signature]]
-
-
-def _top(scores: npt.NDArray[np.floating], k: int) -> npt.NDArray[np.intp]:
-    """Indices of the ``k`` best scores, best first, ties by position (= experience id).
-
-    argpartition finds the k-th best score in linear time; every score at least
-    that good is then sorted stably, so a tie at the cut is broken by id, as a
-    full stable sort would.
-    """
-    if k >= scores.size:
-        return np.argsort(-scores, kind="stable")
-    cut = scores[np.argpartition(-scores, k - 1)[k - 1]]
-    candidates = np.flatnonzero(scores >= cut)
-    return candidates[np.argsort(-scores[candidates], kind="stable")][:k]
 
 
 def _recalled(experience: Experience, score: float) -> Recalled:

@@ -1,22 +1,17 @@
-"""Approximate nearest-neighbour search for large active sets, behind :class:`RecallIndex`.
+"""Approximate nearest-neighbour search for large lesson segments, behind :class:`RecallIndex`.
 
 An exact NumPy scan answers a recall over ~10k lessons in a fraction of a millisecond, but at
-100k it reads 150 MB per query (3.7 ms p50, 11.5 ms p99 measured). Past :data:`ANN_MIN_ROWS`
-rows a scope's view therefore also carries a faiss IVF-Flat index (inverted lists of the raw
-vectors around k-means centroids): a query scans only the :data:`NPROBE` lists nearest to it.
+100k it reads 150 MB per query (exact scan p99 16 ms measured). A segment of at least
+:data:`ANN_MIN_ROWS` rows (:mod:`kaizen.readmodel.segment`) therefore also carries a faiss
+IVF-Flat index (inverted lists of the raw vectors around k-means centroids): a query scans
+only the :data:`NPROBE` lists nearest to it.
 
-It only *narrows*: :meth:`VectorSearch.narrow` returns the rows among which the best ``k`` lie,
-and the caller scores those rows exactly, as it would score all of them. So filters stay exact:
-the rows a query may see (user, tools) are passed in and handed to faiss as an id selector
-(filter-aware search, not over-fetch and hope), rows the caller must consider (an error
-signature that earns a boost) are added back, and a filter that leaves few rows falls back to
-the exact scan of just those rows.
-
-Updates: an IVF index is costly to build (seconds at 100k), so it is built for one set of
-(experience id, version) keys and reused by the next views; rows it does not hold (new lessons,
-new versions) are scanned exactly as a "delta", rows it holds that left the view are simply never
-selected. When the delta or the dead part grows past :data:`REBUILD_FRACTION` of the base, the
-next view builds a new base. Views are immutable, so readers never lock.
+It only *narrows*: :meth:`AnnIndex.nearest` returns rows among which the best lie, and the
+caller scores them exactly. Filters stay exact: the rows a query may see are handed to faiss as
+an id selector (filter-aware search, not over-fetch and hope). A segment is immutable, so its
+faiss index (label = row) is built once with it and only ever searched; faiss searches are
+thread-safe and release the GIL. Rebuilding for a new segment reuses the trained centroids of
+the previous one (k-means is most of the build cost) while the size stays in range.
 
 Must not import store clients; faiss is imported lazily (the exact path does not need it).
 """
@@ -24,113 +19,86 @@ Must not import store clients; faiss is imported lazily (the exact path does not
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-#: Below this many rows in a view the exact scan is used (it is faster there, and exact).
+#: Below this many rows in a segment the exact scan is used (it is faster there, and exact).
 ANN_MIN_ROWS = 20_000
 #: Inverted lists scanned per query (of about sqrt(rows)); recall@5 >= 0.95 in bench/recall.py.
-NPROBE = 24
+NPROBE = 16
 #: Candidates asked of the ANN beyond k: boosts (tool, signature) re-rank near the cut.
 OVERFETCH = 32
-#: A filter that leaves at most this many rows is scanned exactly (cheap, and always right).
+#: A group of at most this many allowed rows is scanned exactly (cheap, and always right).
 EXACT_MAX_ALLOWED = 4_000
-#: A new base is built once the delta or the dead part exceeds this fraction of it.
-REBUILD_FRACTION = 0.1
 
-Key = tuple[str, int]  # experience id, version
 Rows = npt.NDArray[np.intp]
 FloatMatrix = npt.NDArray[np.float32]
+Mask = npt.NDArray[np.bool_]
 
 
 def _faiss() -> Any:
-    import faiss  # noqa: PLC0415 - optional, heavy: only views past ANN_MIN_ROWS need it
+    import faiss  # noqa: PLC0415 - optional, heavy: only segments past ANN_MIN_ROWS need it
 
     # one query at a time on the hot path: OpenMP fan-out for it costs more than it saves
     faiss.omp_set_num_threads(1)
     return faiss
 
 
+def _lists(rows: int) -> int:
+    """About sqrt(rows) inverted lists; never more than rows (k-means needs a point each)."""
+    return max(1, min(rows, max(16, int(math.sqrt(rows)))))
+
+
 @dataclass(frozen=True, slots=True)
-class AnnBase:
-    """A faiss IVF-Flat index over a fixed set of keys; label i is ``keys[i]``."""
+class AnnIndex:
+    """A faiss IVF-Flat index over one segment's matrix; label i is row i."""
 
     index: Any
-    labels: dict[Key, int]
+    quantizer: Any  # kept referenced: the IVF index does not own it
+    centroids: FloatMatrix
+    assignment: npt.NDArray[np.int64]  # the inverted list of each row
 
     @classmethod
-    def build(cls, keys: Sequence[Key], matrix: FloatMatrix) -> AnnBase:
+    def build(cls, matrix: FloatMatrix, previous: AnnIndex | None = None,
+              known: npt.NDArray[np.int64] | None = None) -> AnnIndex:
+        """Index `matrix`. The centroids of `previous` are reused while their count suits, and
+        then `known` (per row: its list in `previous`, -1 if new) spares assigning those rows
+        again: assigning 100k rows is most of a rebuild once k-means is skipped."""
         faiss = _faiss()
         rows, dimension = matrix.shape
-        lists = max(16, int(math.sqrt(rows)))
+        lists = _lists(rows)
+        reuse = previous is not None and lists / 2 <= len(previous.centroids) <= lists * 2
+        centroids = previous.centroids if previous is not None and reuse else _train(
+            faiss, matrix, lists)
         quantizer = faiss.IndexFlatIP(dimension)
-        index = faiss.IndexIVFFlat(quantizer, dimension, lists, faiss.METRIC_INNER_PRODUCT)
-        sample = matrix[np.random.default_rng(0).permutation(rows)[: lists * 50]]
-        index.train(sample)
-        index.add(matrix)
-        return cls(index, {key: label for label, key in enumerate(keys)})
+        quantizer.add(centroids)
+        index = faiss.IndexIVFFlat(quantizer, dimension, len(centroids),
+                                   faiss.METRIC_INNER_PRODUCT)
+        assignment = (np.array(known, dtype=np.int64) if reuse and known is not None
+                      else np.full(rows, -1, dtype=np.int64))
+        missing = np.flatnonzero(assignment < 0)
+        for start in range(0, missing.size, 8_192):  # chunks: bounded temporaries
+            chunk = missing[start:start + 8_192]
+            assignment[chunk] = quantizer.search(matrix[chunk], 1)[1][:, 0]
+        index.add_core(rows, faiss.swig_ptr(matrix), None, faiss.swig_ptr(assignment))
+        return cls(index, quantizer, centroids, assignment)
 
-    def __len__(self) -> int:
-        return len(self.labels)
-
-
-@dataclass(frozen=True, slots=True)
-class VectorSearch:
-    """One view's ANN: the base, and how the view's rows map onto its labels."""
-
-    base: AnnBase
-    row_of_label: npt.NDArray[np.int64]  # -1: the label is not (any more) in the view
-    label_of_row: npt.NDArray[np.int64]  # -1: the row is not in the base (scanned exactly)
-    delta_rows: Rows
-
-    @classmethod
-    def compile(cls, keys: Sequence[Key], matrix: FloatMatrix,
-                previous: VectorSearch | None, min_rows: int | None = ANN_MIN_ROWS
-                ) -> VectorSearch | None:
-        """The ANN of a view with these rows (keys in row order); None below `min_rows`."""
-        if min_rows is None or len(keys) < min_rows:
-            return None
-        base = previous.base if previous is not None else None
-        if base is not None:
-            search = cls._map(base, keys)
-            dead = len(base) - int((search.row_of_label >= 0).sum())
-            if max(search.delta_rows.size, dead) <= REBUILD_FRACTION * len(base):
-                return search
-        return cls._map(AnnBase.build(keys, matrix), keys)
-
-    @classmethod
-    def _map(cls, base: AnnBase, keys: Sequence[Key]) -> VectorSearch:
-        label_of_row = np.fromiter((base.labels.get(key, -1) for key in keys), dtype=np.int64,
-                                   count=len(keys))
-        row_of_label = np.full(len(base), -1, dtype=np.int64)
-        held = np.flatnonzero(label_of_row >= 0)
-        row_of_label[label_of_row[held]] = held
-        return cls(base, row_of_label, label_of_row, np.flatnonzero(label_of_row < 0))
-
-    def narrow(self, query: FloatMatrix, groups: Sequence[Rows], k: int, must: Rows) -> Rows:
-        """Rows (ascending) that hold, with high probability, the best `k` by inner product
-        with `query` of each group (allowed rows that earn the same boost), plus every row of
-        `must` (allowed rows with a boost of their own). The best `k` after the boosts are
-        among them: within a group the boost is the same for every row."""
-        picked = [self._near(query, rows, k) for rows in groups]
-        return np.unique(np.concatenate([*picked, must]))
-
-    def _near(self, query: FloatMatrix, allowed: Rows, k: int) -> Rows:
-        if allowed.size <= max(EXACT_MAX_ALLOWED, k + OVERFETCH):
-            return allowed
+    def nearest(self, query: FloatMatrix, allowed: Mask, count: int) -> Rows:
+        """Up to `count` rows among the `allowed` ones (a mask over the rows) nearest `query`."""
         faiss = _faiss()
-        labels = self.label_of_row[allowed]
-        bits = np.zeros(len(self.base), dtype=bool)
-        bits[labels[labels >= 0]] = True
-        bitmap = np.packbits(bits, bitorder="little")
+        bitmap = np.packbits(allowed, bitorder="little")
         selector = faiss.IDSelectorBitmap(bitmap.size, faiss.swig_ptr(bitmap))  # n: bytes
         params = faiss.SearchParametersIVF(sel=selector, nprobe=NPROBE)
-        _, found = self.base.index.search(query.reshape(1, -1), k + OVERFETCH, params=params)
-        near = self.row_of_label[found[0][found[0] >= 0]]
-        delta = np.intersect1d(self.delta_rows, allowed, assume_unique=True)
-        rows = np.concatenate([near[near >= 0], delta])
-        return rows if rows.size >= k else allowed  # the lists probed held too few: scan all
+        _, found = self.index.search(query.reshape(1, -1), count, params=params)
+        return found[0][found[0] >= 0].astype(np.intp)
+
+
+def _train(faiss: Any, matrix: FloatMatrix, lists: int) -> FloatMatrix:
+    rows, dimension = matrix.shape
+    quantizer = faiss.IndexFlatIP(dimension)
+    index = faiss.IndexIVFFlat(quantizer, dimension, lists, faiss.METRIC_INNER_PRODUCT)
+    index.train(matrix[np.random.default_rng(0).permutation(rows)[: lists * 50]])
+    return np.ascontiguousarray(quantizer.reconstruct_n(0, lists), dtype=np.float32)
