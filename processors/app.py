@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import os
 import ssl
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NoReturn, Protocol
@@ -45,7 +46,13 @@ from kaizen.processors.config import (
 )
 from kaizen.processors.folding import Record, RecordFolds
 from kaizen.processors.inflight import DeathWatch, ProcessDied
-from kaizen.processors.steps import AssembleStep, Batch, aggregate_step, curate_step
+from kaizen.processors.steps import (
+    AssembleStep,
+    Batch,
+    aggregate_step,
+    curate_step,
+    unstored_writes,
+)
 from kaizen.streams.batch_sender import BatchSender
 from kaizen.streams.topics import Topics
 
@@ -65,6 +72,35 @@ class InFlight:
 
     batch: Batch
     stored: asyncio.Future[None]
+
+
+MAX_IN_FLIGHT = 8  # batches of one step folded but not stored; the next fold waits past it
+
+
+class Flights:
+    """One step's batches in flight, oldest first: the next fold reads their writes before the
+    table's (`steps.unstored_writes`), since none of them may be stored yet."""
+
+    def __init__(self) -> None:
+        self._flights: deque[InFlight] = deque()
+
+    @property
+    def last(self) -> InFlight | None:
+        return self._flights[-1] if self._flights else None
+
+    async def pending(self) -> Mapping[str, Any] | None:
+        """The unstored writes, once fewer than MAX_IN_FLIGHT batches are in flight."""
+        while self._flights and (self._flights[0].stored.done()
+                                 or len(self._flights) >= MAX_IN_FLIGHT):
+            await self._flights.popleft().stored
+        return unstored_writes([flight.batch for flight in self._flights])
+
+    def add(self, flight: InFlight) -> None:
+        self._flights.append(flight)
+
+    async def all_stored(self) -> None:
+        if self._flights:
+            await self._flights[-1].stored  # stored in order: the last one is the last
 
 
 class PartitionedTable(faust.Table):
@@ -175,7 +211,7 @@ class Processors:
         async def run(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
             # StreamT's stub lacks take_events
             assert isinstance(stream, faust.Stream)
-            previous: InFlight | None = None
+            flights = Flights()
             async for events in stream.take_events(self.config.batch_records,
                                                    within=self.config.batch_seconds):
                 # take_events acks the events as this body returns; one more reference each
@@ -185,13 +221,13 @@ class Processors:
                 pieces = watch.pieces([_record(event) for event in events])
                 for n, records in enumerate(pieces):
                     try:
-                        batch = await self._watched_fold(step, table, records, watch, previous)
+                        batch = await self._watched_fold(step, table, records, watch, flights)
                         delivery = await self.outputs.submit(batch.outgoing)
                     except Exception:
                         _exit_unacked(watch, len(events))
                     held = events if n == len(pieces) - 1 else []
-                    previous = InFlight(batch, asyncio.ensure_future(
-                        self._store(previous, delivery, batch, held, watch)))
+                    flights.add(InFlight(batch, asyncio.ensure_future(
+                        self._store(flights.last, delivery, batch, held, watch))))
                 yield None
         return run
 
@@ -211,7 +247,7 @@ class Processors:
             event.ack()
 
     async def _watched_fold(self, step: Step, table: Any, records: list[Record],
-                            watch: DeathWatch, previous: InFlight | None) -> Batch:
+                            watch: DeathWatch, flights: Flights) -> Batch:
         """`_fold` with the records noted as in flight while it runs (`processors/inflight.py`);
         a record alone that was in flight at `max_deaths` deaths is dead-lettered instead."""
         deaths = watch.doomed(records)
@@ -226,26 +262,23 @@ class Processors:
             watch.folding(records)
             if _EXIT_ON is not None and any(_EXIT_ON in r.value for r in records):
                 os._exit(99)  # the documented test seam (module docstring)
-            batch = await self._fold(step, table, records, previous)
+            batch = await self._fold(step, table, records, flights)
         watch.folded(records)
         return batch
 
     @staticmethod
-    async def _fold(step: Step, table: Any, records: list[Record],
-                    previous: InFlight | None) -> Batch:
-        """Fold a batch over the table and the batch still in flight; if it raises, fold it
+    async def _fold(step: Step, table: Any, records: list[Record], flights: Flights) -> Batch:
+        """Fold a batch over the table and the batches still in flight; if it raises, fold it
         again carefully (`processors/steps.py`): the records that make a fold fail are
         dead-lettered with the traceback, the rest go on. The careful fold waits until the
-        batch before is stored, since a failed fold resets what a step keeps in memory and
+        batches before are stored, since a failed fold resets what a step keeps in memory and
         rebuilds it from the table."""
         try:
-            return step.process(table, records,
-                                pending=None if previous is None else previous.batch.pending)
+            return step.process(table, records, pending=await flights.pending())
         except (Exception, RecursionError, MemoryError):
             log.warning("a fold raised; folding the batch record by record", exc_info=True,
                         step=type(step).__name__, records=len(records))
-            if previous is not None:
-                await previous.stored
+            await flights.all_stored()
             return step.process(table, records, careful=True)
 
 

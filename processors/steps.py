@@ -5,7 +5,7 @@
     send(batch.outgoing); wait until written
     batch.commit()                         # then write the touched states back, once each
 
-    later = step.process(table, more, pending=batch.pending)   # while `batch` is being sent
+    later = step.process(table, more, pending=unstored_writes([batch]))  # while it is sent
 
 A batch reads each state it touches from the step's table once, folds the records into it as
 objects, and writes it back once: writing a state serializes it whole into the table's changelog,
@@ -17,10 +17,10 @@ Outputs go out before the states are written: after a crash in between, the batc
 and its outputs are sent again (the ids are deterministic and every consumer is idempotent),
 whereas the other order could store a state whose outputs were never sent.
 
-Pipelining. The next batch may be folded while one is still being sent: `pending` is that
-batch's states as it will write them (dumped when its fold ended), read before the table. The
-next fold loads its own copies from them, so nothing it changes reaches the earlier batch's
-writes; commits stay in batch order (`processors/app.py`).
+Pipelining. The next batches may be folded while earlier ones are still being sent: `pending`
+is their states as they will write them (dumped when each fold ended), read before the table,
+the newest first. A fold loads its own copies from them, so nothing it changes reaches an
+earlier batch's writes; commits stay in batch order (`processors/app.py`).
 
 Poison records. When a batch raises, it is folded again `careful`ly: before each record its
 state is kept as dumped, a fold that raises is retried from that copy up to `attempts` times,
@@ -33,8 +33,10 @@ every other record.
 from __future__ import annotations
 
 import json
+from collections import ChainMap
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Generic, Protocol, TypeVar
 
 from kaizen.processors.folding import Outgoing, Record, RecordFolds
@@ -138,10 +140,11 @@ class Batch:
     def of(cls, outgoing: list[Outgoing], cache: StateCache[Any], store: Store) -> Batch:
         return cls(outgoing, store, cache.changes())
 
-    @property
+    @cached_property
     def pending(self) -> dict[str, Any]:
         """The states this batch will store, for a fold that runs before `commit()`."""
         return {key: value for key, (value, _) in self.writes.items()}
+
 
     def commit(self) -> int:
         """Write every changed state to the store; returns how many."""
@@ -151,6 +154,12 @@ class Batch:
             else:
                 self.store.put(key, value, partition)
         return len(self.writes)
+
+
+def unstored_writes(batches: Sequence[Batch]) -> Mapping[str, Any] | None:
+    """What the next fold reads before the table: the writes of the batches folded but not
+    stored yet (oldest first), a later batch's state of a key over an earlier one's."""
+    return ChainMap(*(batch.pending for batch in reversed(batches))) if batches else None
 
 
 @dataclass
