@@ -51,6 +51,13 @@ def _size(record: SpooledRecord) -> int:
     return len(record.value) + len(record.key or b"")
 
 
+_INSERT = "INSERT OR IGNORE INTO spool VALUES (?, ?, ?, ?, ?)"
+
+
+def _row(record: SpooledRecord) -> tuple[int, str, bytes | None, bytes, int]:
+    return record.order_key, record.topic, record.key, record.value, _size(record)
+
+
 class SpoolBusy(KaizenError, RuntimeError):
     """Another live Recorder owns this spool directory."""
 
@@ -170,13 +177,13 @@ class Spool:
             return
         try:
             self._db.execute("BEGIN")
-            for record in queued:
-                inserted = self._db.execute(
-                    "INSERT OR IGNORE INTO spool VALUES (?, ?, ?, ?, ?)",
-                    (record.order_key, record.topic, record.key, record.value, _size(record)),
-                ).rowcount
-                if not inserted:  # already on disk (spooled twice): counted once
-                    twice, twice_bytes = twice + 1, twice_bytes + _size(record)
+            # one call for the batch: a call per row released and took back the GIL per row,
+            # a handoff with the agent's thread for every record spooled (issue 14)
+            inserted = self._db.executemany(_INSERT, map(_row, queued)).rowcount
+            if inserted != len(queued):  # some already on disk (spooled twice): find which
+                self._db.execute("ROLLBACK")
+                self._db.execute("BEGIN")
+                twice, twice_bytes = self._insert_one_by_one(queued)
             self._db.execute("COMMIT")
         except sqlite3.Error as error:
             if self._db.in_transaction:
@@ -189,6 +196,14 @@ class Spool:
                 self._queued.pop(record.order_key, None)
             self._count -= twice
             self._bytes -= twice_bytes
+
+    def _insert_one_by_one(self, queued: list[SpooledRecord]) -> tuple[int, int]:
+        """Insert, and count (and size) the records that were on disk already: counted once."""
+        twice = twice_bytes = 0
+        for record in queued:
+            if not self._db.execute(_INSERT, _row(record)).rowcount:
+                twice, twice_bytes = twice + 1, twice_bytes + _size(record)
+        return twice, twice_bytes
 
     @classmethod
     def claim(cls, base: Path, name: str, max_bytes: int) -> Spool:
