@@ -6,6 +6,8 @@ import json
 from collections import Counter
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kaizen.schemas import model
 from kaizen.streams.redaction import (
@@ -123,3 +125,21 @@ class _Spans:
 def test_an_extra_analyzer_runs_after_the_regexes() -> None:
     redactor = Redactor.default(analyzers=[_Spans()])
     assert redactor.redact("Mario Rossi, m@r.it")[0] == "Mario <person>, <email>"
+
+
+# pieces the gates look for (keywords either case, token prefixes, '@', digits) and characters
+# whose lower case is ASCII, mixed with plain text: the skip must never hide a detector
+_PIECES = st.sampled_from(["@", "bearer", "BeArEr", "pass", "PWD", "Secret", "api", "ApI", "sk-",
+                           "ghp_", "AKIA", "eyJ", "xox", "AIza", "pin", "cvv", "1", "7", "42",
+                           "305", "\u0130", "\u212a", "\u00df", " ", "a", "Z", "_", "-", "{",
+                           "\"", ":"])
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(_PIECES, max_size=12).map("".join))
+def test_the_quiet_text_skip_picks_exactly_the_detectors_whose_gates_pass(text: str) -> None:
+    lower, digits = text.lower(), sum(c in "0123456789" for c in text)
+    mask = REDACTOR._mask(text, lower, digits)  # noqa: SLF001 - the gates as declared
+    gated = REDACTOR._gated(text)  # noqa: SLF001 - with the skip
+    assert gated is (REDACTOR._combined(mask) if mask else None)  # noqa: SLF001
+    assert REDACTOR._builtin_only and not Redactor.default({"x": "y"})._builtin_only  # noqa: SLF001

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import sqlite3
+import sys
+from contextlib import closing
 from pathlib import Path
 
 import pytest
 
 from kaizen.streams.spool import Spool, SpoolBusy, SpooledRecord
+from tests.integration.waiting import wait_for
 
 
 def _record(order_key: int, size: int = 100) -> SpooledRecord:
@@ -92,3 +96,30 @@ def test_a_record_spooled_twice_counts_once_queued_or_on_disk(tmp_path: Path) ->
     spool.remove(2)
     assert (len(spool), spool.size_bytes, _on_disk(spool)) == (0, 0, 0)
     spool.close()
+
+
+def _keys_on_disk(path: Path) -> list[int]:
+    with closing(sqlite3.connect(path)) as db:  # another connection: what is committed
+        return [key for (key,) in db.execute("SELECT order_key FROM spool ORDER BY order_key")]
+
+
+def test_the_writer_sleeps_until_a_record_comes_and_then_commits_it(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, max_bytes=10_000)
+    try:
+        for batch in ((4, 2), (9,)):  # woken from its sleep twice: no wake-up is lost
+            wait_for("the writer asleep", lambda: _waiting_untimed(spool))
+            for key in batch:
+                spool.put(_record(key))
+            wait_for("the records committed",
+                     lambda b=batch: set(b) <= set(_keys_on_disk(spool.path)))
+        assert _keys_on_disk(spool.path) == [2, 4, 9]
+    finally:
+        spool.close()
+
+
+def _waiting_untimed(spool: Spool) -> bool:
+    """The writer thread is in `Condition.wait` with no timeout (it polled every 20 ms)."""
+    frame = sys._current_frames().get(spool._writer.ident or 0)  # noqa: SLF001
+    while frame is not None and frame.f_code.co_name != "wait":
+        frame = frame.f_back
+    return frame is not None and frame.f_locals.get("timeout", 0) is None
