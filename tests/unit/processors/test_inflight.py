@@ -86,3 +86,12 @@ def test_a_file_an_earlier_version_left_with_single_positions_still_counts(
     watch._lock.close()
     watch.path.write_text('{"inflight": [["t.episodes", 0, 3]], "deaths": []}')
     assert DeathWatch(tmp_path, "assemble").deaths == {("t.episodes", 0, 3): 1}
+
+
+def test_a_shorter_state_written_over_a_longer_one_reads_back_alone(tmp_path: Path) -> None:
+    watch = DeathWatch(tmp_path, "assemble")
+    wide = [r for p in range(12) for r in _records(100, 101, partition=p)]
+    watch.folding(wide)
+    watch.folded(wide)
+    watch = _die_folding(watch, _records(5))  # written over the longer state, padded
+    assert watch.deaths == {("t.episodes", 0, 5): 1}
