@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from typing import Any, Protocol
@@ -19,7 +20,14 @@ import fastavro
 
 from kaizen.errors import KaizenError
 from kaizen.schemas import model
-from kaizen.schemas.catalog import SchemaVersion, all_versions, latest, record_full_names
+from kaizen.schemas.avro_writer import Unsupported, compile_writer
+from kaizen.schemas.catalog import (
+    SchemaVersion,
+    all_versions,
+    latest,
+    record_full_names,
+    without_logical_types,
+)
 from kaizen.schemas.records import from_record, to_record
 
 SINGLE_OBJECT_MAGIC = b"\xc3\x01"
@@ -84,6 +92,17 @@ def _by_fingerprint() -> dict[bytes, SchemaVersion]:
     return {v.fingerprint: v for history in all_versions().values() for v in history}
 
 
+@cache
+def _compiled_writer(name: str, number: int) -> Callable[[Any], bytes] | None:
+    """The compiled writer of a schema version (`avro_writer`), None if it is not supported."""
+    version = next(v for v in all_versions()[name] if v.version == number)
+    classes = {name: cls for name, cls in vars(model).items() if isinstance(cls, type)}
+    try:
+        return compile_writer(without_logical_types(version.raw), classes)
+    except Unsupported:
+        return None
+
+
 class Codec:
     """Turns model events into framed Avro bytes and back. One per process is enough."""
 
@@ -95,6 +114,9 @@ class Codec:
     def encode(self, event: model.Event) -> bytes:
         """Frame and serialize an event with the newest version of its schema."""
         version = latest(SCHEMA_OF[type(event)])
+        write = _compiled_writer(version.name, version.version)
+        if write is not None:
+            return self._header(version) + write(event)
         body = io.BytesIO()
         body.write(self._header(version))
         fastavro.schemaless_writer(body, version.wire, to_record(event, _full_name))
