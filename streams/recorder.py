@@ -6,6 +6,13 @@ down, or the producer's memory queue is full, or the Recorder closes with record
 records go to the on-disk `Spool` and a background pump delivers them, in emit order, once the
 broker answers again. While the spool holds anything, new records queue behind it, so order is kept.
 
+Two producers: the one `emit()` uses reports deliveries only when they fail
+(`delivery.report.only.error`), since a Python callback per delivered record, served on the pump
+thread, took a quarter of an agent's emit rate (issue 14); `stats.delivered` is counted from what
+was produced, what failed and what is still pending. The spool is drained through a second producer
+with a report per record, because a spooled record leaves the spool only once the broker has it;
+the drain starts when the first producer has nothing pending, so live records are never overtaken.
+
 Nothing here raises into the agent: an event over `max_event_bytes` is cut to fit (`limits`), one
 that cannot be encoded or produced at all is counted in `stats.failed` and logged (rate-limited),
 and the delivery thread survives any record, so no later Recorder waits behind a bad one.
@@ -82,7 +89,11 @@ class Recorder:
         self.topic = topic
         self.agent_version = agent_version
         self.snapshot_id = snapshot_id  # the active behavior snapshot stamped on every event
-        self.stats = RecorderStats()
+        self._stats = RecorderStats()
+        self._produced_live = 0  # records handed to the live producer (delivered once acked)
+        self._failed_live = 0  # of those, reported failed or purged
+        self._delivered_spooled = 0
+        self._purged_key = 0  # the order key of the last live record spooled back at close
         self.max_event_bytes = max_event_bytes
         self._codec = codec or Codec()
         self._redactor = redactor or Redactor.default()
@@ -93,7 +104,9 @@ class Recorder:
         self._drained_upto = -1
         self._closed = threading.Event()
         config = producer_config(bootstrap, error_cb=self._on_error, **(producer_overrides or {}))
-        self._producer = Producer(config)
+        self._producer = Producer({**config, "delivery.report.only.error": True,
+                                   "on_delivery": self._on_live_failure})
+        self._drainer = Producer(config)
         self._pump = threading.Thread(target=self._pump_loop, name="kaizen-recorder", daemon=True)
         self._pump.start()
         self._tail = None
@@ -134,6 +147,14 @@ class Recorder:
         ):
             self.snapshot_id = event.snapshot_id
 
+    @property
+    def stats(self) -> RecorderStats:
+        """The counters, with `delivered` brought up to date."""
+        pending = len(self._producer)
+        self._stats.delivered = (self._delivered_spooled + self._produced_live - self._failed_live
+                                 - pending)
+        return self._stats
+
     def now_ms(self) -> int:
         return time.time_ns() // 1_000_000
 
@@ -150,20 +171,20 @@ class Recorder:
         if value is None:
             return
         key = event.episode_id.encode()
+        stats = self._stats
         with self._lock:
-            self.stats.emitted += 1
-            if found.pop("truncated", 0):  # cut by the redactor before any regex
-                self.stats.truncated += 1
+            stats.emitted += 1
             if found:
-                self.stats.redacted.update(found)
+                if found.pop("truncated", 0):  # cut by the redactor before any regex
+                    stats.truncated += 1
+                stats.redacted.update(found)
             order_key = self._next_order_key()
             if self._broker_down or len(self._spool):
                 self._to_spool(SpooledRecord(order_key, self.topic, key, value))
                 return
             try:
-                self._producer.produce(
-                    self.topic, value, key, on_delivery=partial(self._on_delivery, order_key, False)
-                )
+                self._producer.produce(self.topic, value, key)
+                self._produced_live += 1
             except BufferError:
                 self._to_spool(SpooledRecord(order_key, self.topic, key, value))
             except KafkaException as error:
@@ -181,15 +202,15 @@ class Recorder:
         if fitted is None:
             self._count_failed("event too large even when cut; dropped", None, event.event_id)
             return None
-        self.stats.truncated += 1
+        self._stats.truncated += 1
         _warn.warning("oversize event cut to fit", bytes=len(value), limit=self.max_event_bytes,
-                      event_id=event.event_id, truncated_total=self.stats.truncated)
+                      event_id=event.event_id, truncated_total=self._stats.truncated)
         return fitted[1]
 
     def _count_failed(self, reason: str, error: BaseException | None, what: object) -> None:
-        self.stats.failed += 1
+        self._stats.failed += 1
         _warn.warning(reason, error=repr(error) if error else None, record=what,
-                      failed_total=self.stats.failed)
+                      failed_total=self._stats.failed)
 
     def flush(self, timeout: float = 10.0) -> int:
         """Wait until everything emitted is acknowledged; returns how many records are still
@@ -197,6 +218,7 @@ class Recorder:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             self._producer.flush(min(0.2, max(0.0, deadline - time.monotonic())))
+            self._drainer.flush(min(0.2, max(0.0, deadline - time.monotonic())))
             if not len(self._producer) and not len(self._spool):
                 return 0
         return len(self._producer) + len(self._spool)
@@ -211,12 +233,18 @@ class Recorder:
         self._closed.set()
         self._pump.join(timeout=5)
         if pending:
-            self._producer.purge(in_queue=True, in_flight=False, blocking=True)
-            self._producer.poll(0)
-            self._producer.flush(1.0)
+            # every record still in the live producer was emitted before every spooled one (it
+            # went live while the spool was empty): spooled back under keys just below them
+            first = self._spool.peek(1)
+            lowest = first[0].order_key if first else time.time_ns()
+            self._purged_key = lowest - len(self._producer) - 1
+            for producer in (self._producer, self._drainer):
+                producer.purge(in_queue=True, in_flight=False, blocking=True)
+                producer.poll(0)
+                producer.flush(1.0)
             log.warning("recorder closed with undelivered events; kept in the spool",
                         spooled=len(self._spool), spool=str(self._spool.path))
-        self.stats.spooled = len(self._spool)
+        self._stats.spooled = len(self._spool)
         self._spool.close()
 
     def __enter__(self) -> Recorder:
@@ -240,8 +268,8 @@ class Recorder:
     def _to_spool(self, record: SpooledRecord) -> None:
         before = self._spool.dropped
         self._spool.put(record)
-        self.stats.dropped += self._spool.dropped - before
-        self.stats.spooled = len(self._spool)
+        self._stats.dropped += self._spool.dropped - before
+        self._stats.spooled = len(self._spool)
 
     def _on_error(self, error: KafkaError) -> None:
         if error.code() in _DOWN_CODES and not self._broker_down:
@@ -250,23 +278,30 @@ class Recorder:
         elif error.fatal():
             log.error("fatal producer error", reason=error.str())
 
-    def _on_delivery(
-        self, order_key: int, from_spool: bool, error: KafkaError | None, message: Message
-    ) -> None:
-        if error is None:
-            self.stats.delivered += 1
-            if from_spool:
-                self._spool.remove(order_key)
-            self._broker_down = False
+    def _on_live_failure(self, error: KafkaError | None, message: Message) -> None:
+        """The live producer reports only failures; a record purged at close is spooled."""
+        if error is None:  # not sent with delivery.report.only.error; counted as delivered
             return
+        self._failed_live += 1
         if error.code() in _PURGED:  # undelivered at close: keep it for the next Recorder
-            if not from_spool:
-                self._to_spool(
-                    SpooledRecord(order_key, message.topic() or self.topic, message.key(),
-                                  message.value() or b"")
-                )
+            self._purged_key += 1
+            self._to_spool(SpooledRecord(self._purged_key, message.topic() or self.topic,
+                                         message.key(), message.value() or b""))
             return
-        self.stats.failed += 1
+        self._delivery_failed(error, message)
+
+    def _on_spooled_delivery(self, order_key: int, error: KafkaError | None,
+                             message: Message) -> None:
+        """A spooled record leaves the spool once the broker has it; purged, it stays."""
+        if error is None:
+            self._delivered_spooled += 1
+            self._spool.remove(order_key)
+            self._broker_down = False
+        elif error.code() not in _PURGED:
+            self._delivery_failed(error, message)
+
+    def _delivery_failed(self, error: KafkaError, message: Message) -> None:
+        self._stats.failed += 1
         log.error("event delivery failed", reason=error.str(), topic=message.topic(),
                   key=message.key(), retriable=error.retriable())
 
@@ -274,7 +309,8 @@ class Recorder:
         """Deliver the spool in the background; no record or error may end this thread."""
         while not self._closed.is_set():
             try:
-                self._producer.poll(0.05)
+                self._producer.poll(0.025)
+                self._drainer.poll(0.025)
                 if self._broker_down:
                     self._probe_broker()
                 elif len(self._spool):
@@ -292,17 +328,17 @@ class Recorder:
         self._broker_down = False
 
     def _drain_spool(self) -> None:
-        if len(self._producer) > _DRAIN_BATCH:
-            return
+        if len(self._producer) or len(self._drainer) > _DRAIN_BATCH:
+            return  # live records still pending go first
         for record in self._spool.peek(_DRAIN_BATCH, after=self._drained_upto):
             value: bytes | None = record.value
             if len(record.value) > self.max_event_bytes:  # left by an older Recorder: cut it now
                 value = self._refit(record)
             try:
                 if value is not None:
-                    self._producer.produce(
+                    self._drainer.produce(
                         record.topic, value, record.key,
-                        on_delivery=partial(self._on_delivery, record.order_key, True),
+                        on_delivery=partial(self._on_spooled_delivery, record.order_key),
                     )
             except BufferError:
                 return
