@@ -4,7 +4,8 @@ Prints, from one run (so the ratios mean something on a noisy machine), per path
 of one call in microseconds and the rate of a loop of calls in events/s:
 - `raw produce`: confluent-kafka `produce` of the same event's pre-encoded bytes (the ceiling);
 - `floor`: what one event costs at least: a uuid4, fastavro encode of the same event, `produce`;
-- `recorder`: `Recorder.emit()` of the same event with a fresh event id, broker up;
+- `recorder`: `Recorder.emit()` of the same event with a fresh event id, broker up; its rate runs
+  until the Recorder's sender thread has handed every event to the producer (or the spool);
 - `episode api`: `ep.tool_call(...)` through an `Episode` handle (builds the event, then emits);
 - `broker down`: `Recorder.emit()` while the broker is unreachable (the spool path);
 - `queue full`: `Recorder.emit()` with a producer queue of 100 records (overflow to the spool).
@@ -24,6 +25,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 
 import fastavro
@@ -63,17 +65,24 @@ def _event(seq: int) -> model.EpisodeEvent:
         snapshot_id="snapshot-0123456789abcdef")
 
 
-def _measure(call: Callable[[int], None], events: int) -> PathFigures:
-    """Per-call latencies from one timed loop, the rate from a second, untimed loop."""
+def _measure(call: Callable[[int], None], events: int,
+             hand_over: Callable[[], object] | None = None) -> PathFigures:
+    """Per-call latencies from one timed loop, the rate from a second, untimed loop. A Recorder
+    path's rate runs until every event is handed to the producer or the spool (`hand_over`):
+    `emit()` only queues, and its sender thread encodes and produces meanwhile."""
     clock = time.perf_counter_ns
     samples: list[float] = []
     for i in range(events):
         started = clock()
         call(i)
         samples.append(clock() - started)
+    if hand_over is not None:
+        hand_over()
     started = clock()
     for i in range(events):
         call(events + i)
+    if hand_over is not None:
+        hand_over()
     rate = events / ((clock() - started) / 1e9)
     samples.sort()
     return PathFigures(percentile(samples, 0.5) / 1e3, percentile(samples, 0.99) / 1e3,
@@ -167,10 +176,13 @@ def run(bootstrap: str, home: Path, events: int, rounds: int) -> dict[str, list[
     paths: dict[str, Callable[[int], None]] = {
         "raw produce": raw, "floor": floor, "recorder": emit, "episode api": episode_api,
         "broker down": emit_down, "queue full": emit_full}
+    owners = {"recorder": up, "episode api": up, "broker down": down, "queue full": full}
     figures: dict[str, list[PathFigures]] = {name: [] for name in paths}
     for _ in range(rounds):
         for name, call in paths.items():
-            figures[name].append(_measure(call, events))
+            owner = owners.get(name)
+            # flush(0): send what is queued, wait for no acknowledgement
+            figures[name].append(_measure(call, events, partial(owner.flush, 0) if owner else None))
             _settle(producer, up, full)
     for recorder in (up, full):
         recorder.close()

@@ -36,6 +36,8 @@ from kaizen.streams.limits import limiter
 log = structlog.get_logger(__name__)
 #: After dropping, the spool holds at most this share of its bound (room for the next records).
 LOW_WATER = 0.9
+#: How long the writer lets records gather once woken before it commits them.
+WRITE_LINGER_S = 0.005
 
 
 
@@ -164,6 +166,9 @@ class Spool:
                     return
                 if not self._queued:  # `put` wakes it (first record), `close` too
                     self._wake.wait()
+                    # let records gather: written as soon as woken, each small transaction
+                    # took the GIL from the agent's thread again (the emit p99)
+                    self._wake.wait(WRITE_LINGER_S)
             with self._db_lock:
                 self._write_queued()
 

@@ -89,6 +89,39 @@ def test_a_broker_outage_loses_nothing_reorders_nothing_duplicates_nothing(
     assert all(seqs == list(range(len(seqs))) for seqs in by_episode.values())
 
 
+def test_events_queued_past_the_bound_by_several_threads_keep_each_threads_order(
+    kafka_broker: Any, unique_topic_prefix: str, tmp_path: Path, monkeypatch: Any
+) -> None:
+    """emit() only queues; past MAX_QUEUED the emitting thread sends the oldest event itself,
+    racing the sender thread: every event still arrives once, in each episode's emit order."""
+    from kaizen.streams import recorder as recorder_module
+    from tests.factories import episode_event
+
+    monkeypatch.setattr(recorder_module, "MAX_QUEUED", 4)
+    topics = make_topics(kafka_broker.bootstrap, unique_topic_prefix)
+    recorder = make_recorder(kafka_broker.bootstrap, topics, tmp_path)
+
+    def emit(episode_id: str) -> None:
+        for seq in range(300):
+            recorder.emit(episode_event(model.ToolCall(f"c{seq}", "search", "{}"),
+                                        episode_id=episode_id, seq=seq))
+
+    threads = [threading.Thread(target=emit, args=(f"ep-{n}",)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert recorder.stats.emitted == 1200  # `stats` sends what is still queued first
+    assert recorder.flush(60) == 0
+    recorder.close()
+    events = decode_all(consume_all(kafka_broker.bootstrap, topics.episodes, 1200))
+    assert len({e.event_id for e in events}) == len(events) == 1200
+    by_episode: dict[str, list[int]] = {}
+    for event in events:
+        by_episode.setdefault(event.episode_id, []).append(event.seq)  # type: ignore[union-attr]
+    assert by_episode == {f"ep-{n}": list(range(300)) for n in range(4)}
+
+
 def test_events_spooled_at_close_are_delivered_by_the_next_recorder(
     outage_broker: Any, unique_topic_prefix: str, tmp_path: Path
 ) -> None:
