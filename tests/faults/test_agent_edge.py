@@ -130,3 +130,19 @@ def test_every_spool_of_an_agent_is_drained_by_the_next_recorder(
 
     events = decode_all(consume_all(outage_broker.bootstrap, topics.episodes, 12))
     assert _by_episode(events) == {episode: [0, 1, 2, 3] for episode in written}
+
+
+def test_an_event_emitted_after_close_is_counted_as_failed_not_left_queued(
+    kafka_broker: Any, unique_topic_prefix: str, tmp_path: Path
+) -> None:
+    """emit() only queues for the sender thread, which close() stops: an event emitted later
+    would wait forever in memory. It is refused at once and counted."""
+    topics = make_topics(kafka_broker.bootstrap, unique_topic_prefix)
+    recorder = make_recorder(kafka_broker.bootstrap, topics, tmp_path)
+    delivered = _episode(recorder, "before close")
+    recorder.close()
+    with recorder.episode("after close") as late:
+        late.end(success=True)
+    assert (recorder.stats.emitted, recorder.stats.failed) == (4, 2)
+    events = decode_all(consume_all(kafka_broker.bootstrap, topics.episodes, 4))
+    assert _by_episode(events) == {delivered: [0, 1, 2, 3]}
