@@ -20,6 +20,7 @@ import fastavro
 
 from kaizen.errors import KaizenError
 from kaizen.schemas import model
+from kaizen.schemas.avro_reader import compile_reader
 from kaizen.schemas.avro_writer import Unsupported, compile_writer
 from kaizen.schemas.catalog import (
     SchemaVersion,
@@ -93,12 +94,28 @@ def _by_fingerprint() -> dict[bytes, SchemaVersion]:
 
 
 @cache
+def model_classes() -> dict[str, type]:
+    """The model class of each Avro record name (its short name), which the compiled writers
+    read and the compiled readers build."""
+    return {name: cls for name, cls in vars(model).items() if isinstance(cls, type)}
+
+
+@cache
 def _compiled_writer(name: str, number: int) -> Callable[[Any], bytes] | None:
     """The compiled writer of a schema version (`avro_writer`), None if it is not supported."""
     version = next(v for v in all_versions()[name] if v.version == number)
-    classes = {name: cls for name, cls in vars(model).items() if isinstance(cls, type)}
     try:
-        return compile_writer(without_logical_types(version.raw), classes)
+        return compile_writer(without_logical_types(version.raw), model_classes())
+    except Unsupported:
+        return None
+
+
+@cache
+def _compiled_reader(name: str, number: int) -> Callable[[bytes, int], Any] | None:
+    """The compiled reader of a schema version (`avro_reader`), None if it is not supported."""
+    version = next(v for v in all_versions()[name] if v.version == number)
+    try:
+        return compile_reader(without_logical_types(version.raw), model_classes())
     except Unsupported:
         return None
 
@@ -123,12 +140,35 @@ class Codec:
         return body.getvalue()
 
     def decode(self, data: bytes) -> model.Event:
-        """The model object of a framed record; raises `DecodeError` on anything else."""
-        return self.decode_full(data).event
+        """The model object of a framed record; raises `DecodeError` on anything else.
+
+        A record of the newest version of its schema is read by the compiled reader
+        (`avro_reader`); one it does not read as well-formed, or of an older version (schema
+        resolution), by fastavro, which then decides: the same event, or the same error."""
+        writer = self._writer_of(data)
+        event = self._read_compiled(data, writer)
+        return event if event is not None else self._decode_full(data, writer).event
 
     def decode_full(self, data: bytes) -> Decoded:
         """Decode with the schema name and the raw Avro dict (for audit replay)."""
-        writer = self._writer_of(data)
+        return self._decode_full(data, self._writer_of(data))
+
+    def _read_compiled(self, data: bytes, writer: SchemaVersion) -> model.Event | None:
+        """The event by the compiled reader; None if there is none for `writer` (not the newest
+        version, or not supported) or it does not read the body as well-formed."""
+        if latest(writer.name) is not writer:
+            return None  # schema resolution: fastavro's
+        read = _compiled_reader(writer.name, writer.version)
+        if read is None:
+            return None
+        try:
+            event: model.Event = read(data if type(data) is bytes else bytes(data),
+                                      self._header_size(data))
+        except Exception:  # noqa: BLE001 - any error: fastavro decides (event or DecodeError)
+            return None
+        return event
+
+    def _decode_full(self, data: bytes, writer: SchemaVersion) -> Decoded:
         reader = latest(writer.name)
         try:
             record: dict[str, Any] = fastavro.schemaless_reader(  # type: ignore[assignment]

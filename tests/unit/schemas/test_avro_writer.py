@@ -14,10 +14,10 @@ from hypothesis import strategies as st
 from kaizen.schemas import model
 from kaizen.schemas.avro_writer import Unsupported, compile_writer
 from kaizen.schemas.catalog import all_versions, latest, without_logical_types
-from kaizen.schemas.codec import SCHEMA_OF, _full_name
+from kaizen.schemas.codec import SCHEMA_OF, _full_name, model_classes
 from kaizen.schemas.records import to_record
 
-CLASSES = {name: value for name, value in vars(model).items() if isinstance(value, type)}
+CLASSES = model_classes()
 NAMES = sorted(SCHEMA_OF.values())
 
 
