@@ -13,7 +13,8 @@ a profile of `bench/process.py`). librdkafka builds and sends the requests on it
 Records keep the order they are given in per partition (an idempotent producer). Keys go to the
 partition faust's producer chose for them (`murmur2_random`: the Java client's murmur2, which
 aiokafka's default partitioner also uses), so a worker of this version and one of an earlier
-version agree on where a curation key or an agent's tool results live.
+version agree on where a curation key or an agent's tool results live; a record that names its
+partition (a table's changelog write) goes there.
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ class OutputsRefused(KaizenError, RuntimeError):
 
 
 class Outgoing(Protocol):
-    """A record to send (`processors.folding.Outgoing`)."""
+    """A record to send (`processors.folding.Outgoing`, `processors.app.ChangelogWrite`); a
+    value None is a tombstone."""
 
     @property
     def topic(self) -> str: ...
@@ -45,7 +47,10 @@ class Outgoing(Protocol):
     def key(self) -> bytes: ...
 
     @property
-    def value(self) -> bytes: ...
+    def value(self) -> bytes | None: ...
+
+
+_ANY_PARTITION = -1  # librdkafka's RD_KAFKA_PARTITION_UA: the partitioner chooses
 
 
 class BatchSender:
@@ -86,7 +91,9 @@ class BatchSender:
         for item in outgoing:
             while True:
                 try:
-                    producer.produce(item.topic, item.value, item.key, on_delivery=waiting.one)
+                    producer.produce(item.topic, item.value, item.key,
+                                     getattr(item, "partition", _ANY_PARTITION),
+                                     on_delivery=waiting.one)
                     break
                 except BufferError:  # the local queue is full: the poller frees it
                     await asyncio.sleep(0.01)
