@@ -40,6 +40,7 @@ the sinks' idempotent writes absorb; the scope is in it because episode ids are 
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import uuid
@@ -144,15 +145,15 @@ class EpisodeState:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-compatible form, stored in the processor's table changelog."""
-        plain = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        plain = {name: getattr(self, name) for name in _field_names(type(self))}
         plain.update(
             version=STATE_VERSION,
             buffer=[_positioned_to_dict(p) for _, p in sorted(self.buffer.items())],
             seen_ids=list(self.seen_ids),
-            open_calls={k: dataclasses.asdict(v) for k, v in self.open_calls.items()},
-            failures=[dataclasses.asdict(f) for f in self.failures],
+            open_calls={k: _as_dict(v) for k, v in self.open_calls.items()},
+            failures=[_as_dict(f) for f in self.failures],
             recalled_ids=list(self.recalled_ids),
-            held=[dataclasses.asdict(x) for x in self.held],
+            held=[_as_dict(x) for x in self.held],
             results=[list(r) for r in self.results],
         )
         return plain
@@ -483,6 +484,41 @@ def _arguments(arguments_json: str) -> dict[str, Any]:
     except ValueError:
         return {"_raw": arguments_json}
     return parsed if isinstance(parsed, dict) else {"_value": parsed}
+
+
+_ATOMS = frozenset({str, int, float, bool, type(None)})
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _field_names(cls: type) -> tuple[str, ...]:
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = tuple(f.name for f in dataclasses.fields(cls))
+    return names
+
+
+def _as_dict(record: Any) -> dict[str, Any]:
+    """`dataclasses.asdict` of a state's record: the same dict, without its reflection and deep
+    copy of every value, which were half the cost of dumping a state (every state a batch
+    touched is dumped once). Plain values are shared (immutable); records, lists, dicts and
+    tuples in it are converted as asdict converts them."""
+    names = _field_names(type(record))
+    return {name: value if type(value) in _ATOMS else _plain(value)
+            for name, value in zip(names, (getattr(record, name) for name in names), strict=True)}
+
+
+def _plain(value: Any) -> Any:
+    if type(value) in _ATOMS:
+        return value
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return _as_dict(value)
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {_plain(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, tuple):
+        return tuple(_plain(v) for v in value)
+    return copy.deepcopy(value)
 
 
 def signal_from_dict(d: dict[str, Any]) -> Signal:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import uuid
 from collections.abc import Callable, Iterable, Sequence
@@ -399,6 +400,35 @@ def test_state_round_trips_through_json() -> None:
     assert data == state.to_dict()
     restored = EpisodeState.from_dict(data)
     assert restored == state
+
+
+def test_state_is_stored_as_dataclasses_asdict_would_store_it() -> None:
+    """`to_dict` builds its records' dicts without `dataclasses.asdict` (speed): the same dicts,
+    nested patches and lists included."""
+    items = script(
+        started(),
+        call("c1", "Search", {"query": '"a"'}),
+        failed("c1", "Search"),
+        call("c2", "Search", {"query": "a"}),
+        model.ToolResult("c2", "Search", True, None, "out", 12.5),
+        call("c3", "Lookup", {"q": "x"}),
+        failed("c3", "Lookup"),
+    )
+    state, _ = run(items)
+    assert state.failures and any(signal.patch is not None for signal in state.held)
+    assert state.open_calls or run(items[:-1])[0].open_calls
+    for each in (state, run(items[:-1])[0]):
+        expected = {f.name: getattr(each, f.name) for f in dataclasses.fields(each)}
+        expected.update(
+            open_calls={k: dataclasses.asdict(v) for k, v in each.open_calls.items()},
+            failures=[dataclasses.asdict(f) for f in each.failures],
+            held=[dataclasses.asdict(x) for x in each.held],
+        )
+        stored = each.to_dict()
+        for name in ("open_calls", "failures", "held"):
+            assert stored[name] == expected[name]
+        assert json.dumps(stored["held"]) == json.dumps(expected["held"])
+        assert stored.keys() - {"version"} == expected.keys()
 
 
 def test_state_of_another_version_is_refused() -> None:
