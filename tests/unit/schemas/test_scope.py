@@ -17,6 +17,7 @@ from kaizen.schemas.scope import (
     InvalidName,
     check_name,
     check_scope,
+    encode_part,
     name_problem,
     parse_scope_key,
     scope_key,
@@ -48,6 +49,11 @@ def test_scope_key_is_injective_and_reversible(a: list[str], b: list[str]) -> No
     assert parse_scope_key(scope_key(*a)) == tuple(a)
     if a != b:
         assert scope_key(*a) != scope_key(*b)
+
+
+@given(st.lists(st.text(alphabet="ab/%2F", min_size=0, max_size=6), min_size=0, max_size=4))
+def test_the_shortcut_for_plain_names_gives_the_encoded_key(parts: list[str]) -> None:
+    assert scope_key(*parts) == "/".join(encode_part(p) for p in parts)
 
 
 def test_one_snapshot_timeline_per_scope() -> None:
