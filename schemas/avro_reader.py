@@ -25,11 +25,10 @@ from __future__ import annotations
 import dataclasses
 import struct
 from collections.abc import Callable
-from itertools import count
 from typing import Any
 
 from kaizen.errors import KaizenError
-from kaizen.schemas.avro_writer import Unsupported
+from kaizen.schemas.avro_writer import SchemaCompiler, Unsupported, full_name
 
 __all__ = ["Malformed", "Unsupported", "compile_reader", "read_long"]
 
@@ -82,20 +81,12 @@ def compile_reader(schema: dict[str, Any], classes: dict[str, type]
     return decode
 
 
-class _Compiler:
+class _Compiler(SchemaCompiler):
     """Emits one `def r_<name>(d, p)` per record, returning (object, position after it); each
     field is a few inlined statements over the local position `p` (`L` is the data's length)."""
 
-    def __init__(self, classes: dict[str, type]) -> None:
-        self.classes = classes
-        self.lines: list[str] = []
-        self.constants: dict[str, Any] = {}
-        self.named: dict[str, Any] = {}  # full name -> schema, as Avro defines them in order
-        self.functions: dict[str, str] = {}  # full record name -> its function's name
-        self._ids = count()
-
     def record(self, schema: dict[str, Any], namespace: str) -> str:
-        full = _full_name(schema, namespace)
+        full = full_name(schema, namespace)
         if full in self.functions:
             return self.functions[full]
         self.named[full] = schema
@@ -147,7 +138,7 @@ class _Compiler:
         if kind == "record":
             return [f"{pad}{v}, p = {self.record(schema, namespace)}(d, p)"]
         if kind == "enum":
-            self.named[_full_name(schema, namespace)] = schema
+            self.named[full_name(schema, namespace)] = schema
             symbols = self._constant(tuple(schema["symbols"]))
             i = self._var()
             return [*self._long(i, pad), f"{pad}if not 0 <= {i} < {len(schema['symbols'])}:",
@@ -199,33 +190,3 @@ class _Compiler:
         return [*self._long(n, pad), f"{pad}if {n} < 0 or p + {n} > L:",
                 f"{pad}    raise Malformed('length')", f"{pad}{v} = d[p:p + {n}]",
                 f"{pad}p += {n}"]
-
-    def _resolve(self, schema: Any, namespace: str) -> Any:
-        """A named type's schema for its name; anything else as it is."""
-        if isinstance(schema, str) and schema not in _PRIMITIVES:
-            full = schema if "." in schema else f"{namespace}.{schema}" if namespace else schema
-            if full not in self.named:
-                raise Unsupported(f"unknown named type {schema}")
-            return self.named[full]
-        if isinstance(schema, dict) and schema.get("type") in _PRIMITIVES:
-            return schema["type"]
-        return schema
-
-    def _var(self) -> str:
-        return f"v{next(self._ids)}"
-
-    def _constant(self, value: Any) -> str:
-        name = f"c{next(self._ids)}"
-        self.constants[name] = value
-        return name
-
-
-_PRIMITIVES = frozenset({"null", "boolean", "int", "long", "float", "double", "bytes", "string"})
-
-
-def _full_name(schema: dict[str, Any], namespace: str) -> str:
-    name: str = schema["name"]
-    if "." in name:
-        return name
-    space = schema.get("namespace", namespace)
-    return f"{space}.{name}" if space else name

@@ -69,20 +69,47 @@ def compile_writer(schema: dict[str, Any], classes: dict[str, type]) -> Callable
     return encode
 
 
-class _Compiler:
-    """Emits one `def w_<name>(o, out)` per record; each field is a few inlined statements."""
+class SchemaCompiler:
+    """What the compiled writer and reader (`avro_reader`) share: the generated lines and
+    constants, the records compiled so far, and named-type resolution in Avro's order."""
 
     def __init__(self, classes: dict[str, type]) -> None:
         self.classes = classes
         self.lines: list[str] = []
         self.constants: dict[str, Any] = {}
-        self.tables: list[str] = []  # branch tables of record unions: class -> writer
         self.named: dict[str, Any] = {}  # full name -> schema, as Avro defines them in order
         self.functions: dict[str, str] = {}  # full record name -> its function's name
         self._ids = count()
 
+    def _resolve(self, schema: Any, namespace: str) -> Any:
+        """A named type's schema for its name; anything else as it is."""
+        if isinstance(schema, str) and schema not in _PRIMITIVES:
+            full = schema if "." in schema else f"{namespace}.{schema}" if namespace else schema
+            if full not in self.named:
+                raise Unsupported(f"unknown named type {schema}")
+            return self.named[full]
+        if isinstance(schema, dict) and schema.get("type") in _PRIMITIVES:
+            return schema["type"]
+        return schema
+
+    def _var(self) -> str:
+        return f"v{next(self._ids)}"
+
+    def _constant(self, value: Any) -> str:
+        name = f"c{next(self._ids)}"
+        self.constants[name] = value
+        return name
+
+
+class _Compiler(SchemaCompiler):
+    """Emits one `def w_<name>(o, out)` per record; each field is a few inlined statements."""
+
+    def __init__(self, classes: dict[str, type]) -> None:
+        super().__init__(classes)
+        self.tables: list[str] = []  # branch tables of record unions: class -> writer
+
     def record(self, schema: dict[str, Any], namespace: str) -> str:
-        full = _full_name(schema, namespace)
+        full = full_name(schema, namespace)
         if full in self.functions:
             return self.functions[full]
         self.named[full] = schema
@@ -132,7 +159,7 @@ class _Compiler:
         if kind == "record":
             return [f"{pad}{self.record(schema, namespace)}({expr}, out)"]
         if kind == "enum":
-            self.named[_full_name(schema, namespace)] = schema
+            self.named[full_name(schema, namespace)] = schema
             index = self._constant({s: i for i, s in enumerate(schema["symbols"])})
             return [f"{pad}write_long(out, {index}[{expr}])"]
         if kind == "array":
@@ -181,30 +208,11 @@ class _Compiler:
         return [f"{pad}{n} = len({v})", f"{pad}if {n} < 64:", f"{pad}    out.append({n} << 1)",
                 f"{pad}else:", f"{pad}    write_long(out, {n})"]
 
-    def _resolve(self, schema: Any, namespace: str) -> Any:
-        """A named type's schema for its name; anything else as it is."""
-        if isinstance(schema, str) and schema not in _PRIMITIVES:
-            full = schema if "." in schema else f"{namespace}.{schema}" if namespace else schema
-            if full not in self.named:
-                raise Unsupported(f"unknown named type {schema}")
-            return self.named[full]
-        if isinstance(schema, dict) and schema.get("type") in _PRIMITIVES:
-            return schema["type"]
-        return schema
-
-    def _var(self) -> str:
-        return f"v{next(self._ids)}"
-
-    def _constant(self, value: Any) -> str:
-        name = f"c{next(self._ids)}"
-        self.constants[name] = value
-        return name
-
 
 _PRIMITIVES = frozenset({"null", "boolean", "int", "long", "float", "double", "bytes", "string"})
 
 
-def _full_name(schema: dict[str, Any], namespace: str) -> str:
+def full_name(schema: dict[str, Any], namespace: str) -> str:
     name: str = schema["name"]
     if "." in name:
         return name
