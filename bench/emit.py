@@ -8,7 +8,8 @@ of one call in microseconds and the rate of a loop of calls in events/s:
   until the Recorder's sender thread has handed every event to the producer (or the spool);
 - `episode api`: `ep.tool_call(...)` through an `Episode` handle (builds the event, then emits);
 - `broker down`: `Recorder.emit()` while the broker is unreachable (the spool path);
-- `queue full`: `Recorder.emit()` with a producer queue of 100 records (overflow to the spool).
+- `queue full`: `Recorder.emit()` with a producer queue of 100 records (the refused records wait
+  in the Recorder's in-memory backlog; past `MAX_BACKLOG_BYTES` they go to the spool).
 Every path runs `--rounds` times, interleaved; the figures are the medians over the rounds.
 
 Run: `python bench/emit.py [--events 50000] [--rounds 3] [--json PATH]` after `make setup`.

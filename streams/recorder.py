@@ -9,10 +9,15 @@ was the whole of an agent's emit cost (issue 14). What is queued counts as emitt
 itself, so memory stays bounded and no event is ever dropped for being queued.
 
 Delivery: idempotent producer with acks=all, keyed by episode id so an episode stays ordered, and
-retried forever by librdkafka while the broker is briefly away. When the broker is known to be
-down, or the producer's memory queue is full, or the Recorder closes with records undelivered, the
-records go to the on-disk `Spool` and a background pump delivers them, in emit order, once the
-broker answers again. While the spool holds anything, new records queue behind it, so order is kept.
+retried forever by librdkafka while the broker is briefly away. A full producer queue is
+backpressure, not an outage: the records it refuses wait, encoded, in the Recorder's backlog and
+the sender produces them as the queue frees room (spooling every record that way, a SQLite insert,
+a read, a delivery callback and a delete each on background threads, took the GIL from the agent's
+thread often enough to make that path's emit p99 145 us; issue 14). When the broker is known to
+be down, or the backlog passes `MAX_BACKLOG_BYTES`, or the Recorder closes with records
+undelivered, the records go to the on-disk `Spool` and a background pump delivers them, in emit
+order, once the broker answers again. While the backlog or the spool holds anything, new records
+queue behind it, so order is kept.
 
 Two producers: the one `emit()` uses reports deliveries only when they fail
 (`delivery.report.only.error`), since a Python callback per delivered record, served on the pump
@@ -58,6 +63,9 @@ _PURGED = {KafkaError._PURGE_QUEUE, KafkaError._PURGE_INFLIGHT}  # noqa: SLF001
 _DRAIN_BATCH = 2000
 #: Events queued for the sender; past it, each `emit()` sends the oldest one itself.
 MAX_QUEUED = 20_000
+#: Bytes of encoded records waiting for room in the producer's full queue; past it, they are
+#: spooled. A sixteenth of what librdkafka's own queue holds by default (1 GiB).
+MAX_BACKLOG_BYTES = 64 * 1024 * 1024
 #: How long the sender lets events gather once woken (what librdkafka's `linger.ms` is to it).
 SEND_LINGER_S = 0.005
 
@@ -112,6 +120,8 @@ class Recorder:
         self._spool = Spool.claim(spool_dir.parent, spool_dir.name, spool_max_bytes)
         self._queued: deque[model.EpisodeEvent] = deque()  # emitted, not yet sent
         self._send_lock = threading.Lock()  # one event is sent at a time, in queue order
+        self._backlog: deque[SpooledRecord] = deque()  # refused by the full producer queue
+        self._backlog_bytes = 0
         self._queued_event = threading.Event()  # set by emit(): something to send
         self._broker_down = False
         self._last_order_key = 0
@@ -191,9 +201,13 @@ class Recorder:
             self._queued_event.set()
 
     def _send_queued(self) -> None:
-        """Send everything queued, on the calling thread (the sender may be sending too)."""
+        """Send everything queued, on the calling thread (the sender may be sending too), and
+        what of the backlog the producer has room for."""
         while self._queued:
             self._send_next()
+        if self._backlog:
+            with self._send_lock:
+                self._produce_backlog()
 
     def _send_next(self) -> None:
         """Send the oldest queued event; under the send lock, so events go out in queue order."""
@@ -225,18 +239,49 @@ class Recorder:
             if found.pop("truncated", 0):  # cut by the redactor before any regex
                 stats.truncated += 1
             stats.redacted.update(found)
-        order_key = self._next_order_key()
-        if self._broker_down or len(self._spool):
-            self._to_spool(SpooledRecord(order_key, self.topic, key, value))
-            return
+        record = SpooledRecord(self._next_order_key(), self.topic, key, value)
+        if self._backlog and not self._produce_backlog():
+            self._hold(record)
+        elif self._broker_down or len(self._spool):
+            self._to_spool(record)
+        elif not self._produce(record):
+            self._hold(record)
+
+    def _produce(self, record: SpooledRecord) -> bool:
+        """Hand one record to the live producer; False if its queue is full (nothing lost)."""
         try:
-            self._producer.produce(self.topic, value, key)
+            self._producer.produce(record.topic, record.value, record.key)
             self._produced_live += 1
         except BufferError:
-            self._to_spool(SpooledRecord(order_key, self.topic, key, value))
+            return False
         except KafkaException as error:
-            self._count_failed("event refused by the producer; dropped", error, event.event_id)
+            self._count_failed("event refused by the producer; dropped", error, record.key)
         # no poll here: delivery callbacks run on the pump thread, which polls all the time
+        return True
+
+    def _produce_backlog(self) -> bool:
+        """Produce the backlog, oldest first, while the producer has room; True once it is
+        empty. The caller holds the send lock."""
+        backlog = self._backlog
+        while backlog:
+            if not self._produce(backlog[0]):
+                return False
+            self._backlog_bytes -= len(backlog.popleft().value)
+        return True
+
+    def _hold(self, record: SpooledRecord) -> None:
+        """Keep a record the full producer refused, in order; past `MAX_BACKLOG_BYTES` the
+        broker is not keeping up, and the whole backlog goes to the spool (new records follow it
+        there)."""
+        self._backlog.append(record)
+        self._backlog_bytes += len(record.value)
+        if self._backlog_bytes > MAX_BACKLOG_BYTES:
+            self._spool_backlog()
+
+    def _spool_backlog(self) -> None:
+        while self._backlog:
+            self._to_spool(self._backlog.popleft())
+        self._backlog_bytes = 0
 
     def _encode(self, event: model.EpisodeEvent) -> bytes | None:
         """The event's bytes, cut to `max_event_bytes` if needed (counted); None if it cannot
@@ -266,9 +311,13 @@ class Recorder:
         while time.monotonic() < deadline:
             self._producer.flush(min(0.2, max(0.0, deadline - time.monotonic())))
             self._drainer.flush(min(0.2, max(0.0, deadline - time.monotonic())))
-            if not len(self._producer) and not len(self._spool):
+            self._send_queued()  # the backlog, into the room the flush made
+            if not self._pending():
                 return 0
-        return len(self._producer) + len(self._spool)
+        return self._pending()
+
+    def _pending(self) -> int:
+        return len(self._backlog) + len(self._producer) + len(self._spool)
 
     def close(self, timeout: float = 10.0) -> None:
         """Deliver what can be delivered in `timeout`; spool the rest for the next Recorder."""
@@ -281,6 +330,8 @@ class Recorder:
         self._queued_event.set()
         self._sender.join(timeout=5)
         self._send_queued()  # emitted while closing
+        with self._send_lock:
+            self._spool_backlog()  # newer than every record in the live producer
         pending = len(self._producer) + len(self._spool)
         self._pump.join(timeout=5)
         if pending:
@@ -366,6 +417,8 @@ class Recorder:
             self._closed.wait(SEND_LINGER_S)
             self._queued_event.clear()  # before sending: an event queued from now on wakes it
             self._send_queued()  # `_send_next` counts and logs whatever an event raises
+            if self._backlog:  # the producer was full: try again after the next linger
+                self._queued_event.set()
 
     def _pump_loop(self) -> None:
         """Deliver the spool in the background; no record or error may end this thread."""
@@ -390,7 +443,7 @@ class Recorder:
         self._broker_down = False
 
     def _drain_spool(self) -> None:
-        if len(self._producer) or len(self._drainer) > _DRAIN_BATCH:
+        if self._backlog or len(self._producer) or len(self._drainer) > _DRAIN_BATCH:
             return  # live records still pending go first
         for record in self._spool.peek(_DRAIN_BATCH, after=self._drained_upto):
             value: bytes | None = record.value

@@ -122,6 +122,54 @@ def test_events_queued_past_the_bound_by_several_threads_keep_each_threads_order
     assert by_episode == {f"ep-{n}": list(range(300)) for n in range(4)}
 
 
+def _emit_through_a_full_queue(recorder: Any, count: int) -> list[int]:
+    """Emit `count` events of one episode into a producer queue of 5 records, counting what goes
+    to the spool; returns the spool's put count once everything is delivered."""
+    from tests.factories import episode_event
+
+    puts: list[int] = []
+    put = recorder._spool.put
+    recorder._spool.put = lambda record: (puts.append(record.order_key), put(record))
+    for seq in range(count):
+        recorder.emit(episode_event(model.ToolCall(f"c{seq}", "search", "{}"),
+                                    episode_id="ep-full", seq=seq))
+    assert recorder.flush(60) == 0
+    assert recorder.stats.emitted == count
+    recorder.close()
+    return puts
+
+
+def test_a_full_producer_queue_holds_events_in_memory_until_it_has_room(
+    kafka_broker: Any, unique_topic_prefix: str, tmp_path: Path
+) -> None:
+    """A full producer queue is backpressure, not an outage: the refused records wait in the
+    Recorder's backlog (not the spool, whose disk round trip per record cost the agent's emit
+    p99) and all arrive once, in emit order."""
+    topics = make_topics(kafka_broker.bootstrap, unique_topic_prefix)
+    recorder = make_recorder(kafka_broker.bootstrap, topics, tmp_path,
+                             producer_overrides={"queue.buffering.max.messages": 5})
+    puts = _emit_through_a_full_queue(recorder, 400)
+    assert puts == []
+    events = decode_all(consume_all(kafka_broker.bootstrap, topics.episodes, 400))
+    assert [e.seq for e in events] == list(range(400))  # type: ignore[union-attr]
+
+
+def test_a_backlog_past_its_bound_goes_to_the_spool_and_keeps_emit_order(
+    kafka_broker: Any, unique_topic_prefix: str, tmp_path: Path, monkeypatch: Any
+) -> None:
+    from kaizen.streams import recorder as recorder_module
+
+    monkeypatch.setattr(recorder_module, "MAX_BACKLOG_BYTES", 500)
+    topics = make_topics(kafka_broker.bootstrap, unique_topic_prefix)
+    recorder = make_recorder(kafka_broker.bootstrap, topics, tmp_path,
+                             producer_overrides={"queue.buffering.max.messages": 5})
+    puts = _emit_through_a_full_queue(recorder, 400)
+    assert puts  # the backlog overflowed at least once
+    assert puts == sorted(puts)
+    events = decode_all(consume_all(kafka_broker.bootstrap, topics.episodes, 400))
+    assert [e.seq for e in events] == list(range(400))  # type: ignore[union-attr]
+
+
 def test_events_spooled_at_close_are_delivered_by_the_next_recorder(
     outage_broker: Any, unique_topic_prefix: str, tmp_path: Path
 ) -> None:
