@@ -380,10 +380,9 @@ class Recorder:
         elif error.fatal():
             log.error("fatal producer error", reason=error.str())
 
-    def _on_live_failure(self, error: KafkaError | None, message: Message) -> None:
-        """The live producer reports only failures; a record purged at close is spooled."""
-        if error is None:  # not sent with delivery.report.only.error; counted as delivered
-            return
+    def _on_live_failure(self, error: KafkaError, message: Message) -> None:
+        """The live producer reports only failures (`delivery.report.only.error`), so `error`
+        is never None here; a record purged at close is spooled."""
         self._failed_live += 1
         if error.code() in _PURGED:  # undelivered at close: keep it for the next Recorder
             self._purged_key += 1
