@@ -77,6 +77,7 @@ from kaizen.processors.learning.extractors import (
     is_instance_change,
 )
 from kaizen.processors.learning.guidance import normalize_text
+from kaizen.schemas.ids import uuid5_text
 from kaizen.schemas.model import (
     ArgumentChange,
     Evidence,
@@ -89,6 +90,7 @@ from kaizen.schemas.scope import scope_key
 
 #: Namespace of experience event ids (uuid5), fixed forever: replays must give the same ids.
 EXPERIENCE_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "kaizen:experiences:v1")
+_experience_uuid = uuid5_text(EXPERIENCE_NAMESPACE)
 #: Earliest signals kept per lesson for the extractor (the first one is the representative).
 SAMPLE_SIZE = 3
 #: Most evidence entries one experience version carries (see "Evidence per version").
@@ -431,13 +433,13 @@ def _next_version(state: CurationState, group: LessonGroup, rules: _Rules) -> Ex
         return None
     group.version += 1
     group.emitted_hash, group.status = digest, status
-    event_id = uuid.uuid5(EXPERIENCE_NAMESPACE, f"{group.identity.experience_id}/{group.version}")
+    event_id = _experience_uuid(f"{group.identity.experience_id}/{group.version}")
     evidence = _version_evidence(group)
     group.unpublished = []
     keep = set(group.recent)
     group.rows = {ep: row for ep, row in group.rows.items() if ep in keep}
     return dataclasses.replace(
-        draft, event_id=str(event_id), version=group.version, evidence=evidence
+        draft, event_id=event_id, version=group.version, evidence=evidence
     )
 
 

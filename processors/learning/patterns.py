@@ -42,11 +42,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kaizen.processors.learning.sketch import Distinct, RecentIds
+from kaizen.schemas.ids import uuid5_text
 from kaizen.schemas.model import EpisodeEvent, Pattern, ToolResult
 from kaizen.schemas.scope import scope_key
 
 #: Namespace of pattern event ids (uuid5), fixed forever: replays must give the same ids.
 PATTERN_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "kaizen:patterns:v1")
+_pattern_uuid = uuid5_text(PATTERN_NAMESPACE)
 
 #: The baseline a spike is measured against is never taken below this rate, so a signature that
 #: was (almost) absent does not count as spiking on its first stray failures.
@@ -324,7 +326,7 @@ def _pattern(
         status = "steady"
     key = f"{scope_key(event.agent)}/{signature}/{start}/{sig.failures}"
     return Pattern(
-        event_id=str(uuid.uuid5(PATTERN_NAMESPACE, key)),
+        event_id=_pattern_uuid(key),
         occurred_at=event.occurred_at,
         tenant="*",
         agent=event.agent,

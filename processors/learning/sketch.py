@@ -20,6 +20,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import math
+import struct
 from collections import deque
 from collections.abc import Iterable
 from typing import Any
@@ -161,17 +162,21 @@ class RecentIds:
     __hash__ = None  # type: ignore[assignment]  # mutable
 
     def to_json(self) -> str:
-        packed = b"".join(h.to_bytes(8, "big") for h in self._order)
+        """The hashes as 8-byte big-endian words, base64: packed in one call, since an agent's
+        pattern state holds thousands and is written at every batch of its tool results."""
+        packed = struct.pack(f">{len(self._order)}Q", *self._order)
         return base64.b64encode(packed).decode()
 
     @classmethod
     def from_json(cls, data: str, capacity: int) -> RecentIds:
         ids = cls(capacity)
         packed = base64.b64decode(data)
-        for i in range(0, len(packed), 8):
-            h = int.from_bytes(packed[i:i + 8], "big")
-            ids._order.append(h)
-            ids._members.add(h)
+        whole = len(packed) - len(packed) % 8
+        hashes = list(struct.unpack(f">{whole // 8}Q", packed[:whole]))
+        if whole < len(packed):  # never written so; read as the word-by-word loop read it
+            hashes.append(int.from_bytes(packed[whole:], "big"))
+        ids._order.extend(hashes)
+        ids._members.update(hashes)
         while len(ids._order) > capacity:
             ids._members.discard(ids._order.popleft())
         return ids

@@ -16,6 +16,7 @@ from kaizen.processors.learning.episodes import (
     SIGNAL_NAMESPACE,
     EpisodeState,
     PositionedEvent,
+    _with_outcome,
     apply_event,
     close_if_idle,
     is_finished,
@@ -542,3 +543,49 @@ def test_a_copied_state_shares_no_container_with_its_original() -> None:
     for name, value in vars(state).items():
         if isinstance(value, list | dict | set):
             assert getattr(copied, name) is not value, f"{name} is shared by the copy"
+
+
+_TEXT = st.text(max_size=12)
+_OPTIONAL = st.none() | _TEXT
+_SIGNALS = st.builds(
+    Signal, event_id=_TEXT, occurred_at=st.integers(0, 2**62), tenant=_TEXT, agent=_TEXT,
+    episode_id=_TEXT, kind=st.sampled_from(["failure", "recovery", "outcome"]), user=_OPTIONAL,
+    tool=_OPTIONAL, signature=_OPTIONAL, error=_OPTIONAL, arguments_json=_OPTIONAL,
+    patch=st.none() | st.builds(ToolCallPatch, tool=_TEXT, changes=st.lists(st.builds(
+        ArgumentChange, op=st.sampled_from(["replace", "add"]), argument=_TEXT,
+        value_json=_OPTIONAL)), use_tool=_OPTIONAL),
+    outcome=_OPTIONAL, rating=st.none() | st.floats(allow_nan=False), correction=_OPTIONAL,
+    recalled_ids=st.lists(_TEXT, max_size=3), source_partition=st.integers(0, 10),
+    source_offset=st.integers(0, 2**40))
+
+
+@given(_SIGNALS, _OPTIONAL)
+def test_a_released_signal_is_dataclasses_replace_of_the_held_one(signal: Signal,
+                                                                   outcome: str | None) -> None:
+    released = _with_outcome(signal, outcome)
+    expected = dataclasses.replace(signal, outcome=outcome)
+    assert released == expected and repr(released) == repr(expected)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.permutations(list(range(6))), st.integers(0, 5))
+def test_folding_in_place_gives_the_states_and_signals_of_folding_copies(
+        order: list[int], duplicate: int) -> None:
+    payloads: list[model.EpisodePayload] = [
+        model.EpisodeStarted("order 7"), model.ToolCall("a", "orders.get", '{"order": 7}'),
+        model.ToolResult("a", "orders.get", False, "unknown field 'order'"),
+        model.ToolCall("b", "orders.get", '{"order_id": 7}'),
+        model.ToolResult("b", "orders.get", True), model.EpisodeEnded("success")]
+    items = [PositionedEvent(model.EpisodeEvent(f"e{seq}", 1000 + seq, "acme", "bot", "ep",
+                                                seq, payloads[seq], user="u1"), 0, seq)
+             for seq in order + [order[duplicate]]]
+    copied: EpisodeState | None = None
+    owned: EpisodeState | None = None
+    for item in items:
+        before = None if copied is None else copied.to_dict()
+        previous = copied
+        copied, expected = apply_event(copied, item)
+        if previous is not None:
+            assert previous.to_dict() == before  # the default never changes its input
+        owned, signals = apply_event(owned, item, in_place=True)
+        assert signals == expected and owned.to_dict() == copied.to_dict()
