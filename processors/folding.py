@@ -9,6 +9,7 @@ from typing import TypeVar
 
 from kaizen.processors import bundles
 from kaizen.processors.config import CURATION_TOPIC, TOOL_RESULTS_TOPIC, ProcessorConfig
+from kaizen.processors.forwarded import Forwarded
 from kaizen.processors.learning import curation, episodes, patterns
 from kaizen.processors.learning.signatures import error_signature
 from kaizen.processors.sealing import StateSealer
@@ -52,6 +53,8 @@ class RecordFolds:
         self.codec = codec or codec_with_keys(config.keys_path)
         cipher = self.codec.cipher if isinstance(self.codec, CipherCodec) else None
         self.sealer = StateSealer(cipher)  # table states of users under their keys
+        # what this worker forwards to its next steps, decoded (plain codec only: see there)
+        self.forwarded = Forwarded() if type(self.codec) is Codec else None
 
     def dead_letter(self, record: Record, component: str, error: BaseException,
                     reason: str | None = None) -> Outgoing:
@@ -63,10 +66,12 @@ class RecordFolds:
         key = dead_letter_key(record.topic, record.partition, record.offset)
         return Outgoing(self.topics.deadletter, key, self.codec.encode(letter))
 
-    def decode_episode_event(self, record: Record, component: str) -> model.EpisodeEvent | Outgoing:
+    def decode_episode_event(self, record: Record, component: str, forwarded: bool = False
+                             ) -> model.EpisodeEvent | Outgoing:
         """The episode event of a record its topic accepts (`schemas/boundary.py`: type, size,
-        event time), or its dead letter."""
-        admitted = self._admit(record, component, "episodes", model.EpisodeEvent)
+        event time), or its dead letter. `forwarded`: the record is one this worker may have
+        forwarded (a tool result read by the aggregate step)."""
+        admitted = self._admit(record, component, "episodes", model.EpisodeEvent, forwarded)
         if not isinstance(admitted, model.EpisodeEvent):
             return admitted
         try:  # names no scope can hold (control chars, absurd length) never reach a key
@@ -100,11 +105,16 @@ class RecordFolds:
                        record.timestamp_ms) for value in values]
 
     def decode_signal(self, record: Record, component: str) -> model.Signal | Outgoing:
-        return self._admit(record, component, "signals", model.Signal)
+        """A signal the assemble step forwarded to curation, or its dead letter."""
+        return self._admit(record, component, "signals", model.Signal, forwarded=True)
 
-    def _admit(self, record: Record, component: str, kind: str, cls: type[T]) -> T | Outgoing:
+    def _admit(self, record: Record, component: str, kind: str, cls: type[T],
+               forwarded: bool = False) -> T | Outgoing:
+        memo = self.forwarded if forwarded else None
+        known = memo.take(record.value) if memo is not None else None
         try:
-            event = admit(self.codec, record.value, record.timestamp_ms, kind, self.config.limits)
+            event = admit(self.codec, record.value, record.timestamp_ms, kind, self.config.limits,
+                          known)
         except DecodeError as error:
             return self.dead_letter(record, component, error)
         assert isinstance(event, cls)
@@ -112,14 +122,18 @@ class RecordFolds:
 
     def assemble(self, state: episodes.EpisodeState | None, record: Record,
                  event: model.EpisodeEvent) -> tuple[episodes.EpisodeState, list[Outgoing]]:
-        """Fold one episode event; emit its signals and forward tool results for patterns."""
+        """Fold one episode event; emit its signals and forward tool results for patterns.
+        `state` is changed in place: the steps load their own copy of each state for a batch
+        (`steps.StateCache`), and keep only the returned one."""
         positioned = episodes.PositionedEvent(event, record.partition, record.offset)
-        new_state, signals = episodes.apply_event(state, positioned)
+        new_state, signals = episodes.apply_event(state, positioned, in_place=True)
         out = self.signal_outputs(signals)
         if isinstance(event.payload, model.ToolResult):
             # Forwarded as it arrives (duplicates, out-of-seq order): patterns dedupe by event id.
             out.append(Outgoing(self.config.internal(TOOL_RESULTS_TOPIC), event.agent.encode(),
                                 record.value))
+            if self.forwarded is not None:
+                self.forwarded.keep(record.value, event)
         return new_state, out
 
     def close_idle(self, state: episodes.EpisodeState, watermark_ms: int
@@ -138,6 +152,8 @@ class RecordFolds:
             key = curation.curation_key(signal)
             if key is not None:
                 out.append(Outgoing(self.config.internal(CURATION_TOPIC), key.encode(), value))
+                if self.forwarded is not None:
+                    self.forwarded.keep(value, signal)
         return out
 
     def aggregate(self, state: patterns.PatternState | None, event: model.EpisodeEvent

@@ -341,7 +341,7 @@ class KeyedStep(Generic[E, S]):
 def aggregate_step(folds: RecordFolds) -> KeyedStep[EpisodeEvent, PatternState]:
     """Forwarded tool results -> windowed patterns per agent."""
     return KeyedStep("aggregate", folds,
-                     lambda record: folds.decode_episode_event(record, "aggregate"),
+                     lambda record: folds.decode_episode_event(record, "aggregate", forwarded=True),
                      lambda record, event: event.agent, folds.aggregate,
                      PatternState.from_dict, PatternState.to_dict)
 

@@ -90,11 +90,13 @@ def check_time(event: model.Event, record_timestamp_ms: int, limits: Limits) -> 
 
 
 def admit(codec: Codec, value: bytes, record_timestamp_ms: int, kind: str,
-          limits: Limits) -> model.Event:
+          limits: Limits, decoded: model.Event | None = None) -> model.Event:
     """The event of a record its topic accepts; raises `DecodeError` (a `Rejected` when the
-    record decodes but is not acceptable) otherwise. Size first: nothing larger is decoded."""
+    record decodes but is not acceptable) otherwise. Size first: nothing larger is decoded.
+    `decoded`: what `codec.decode(value)` gives, when the caller has it already (a worker
+    reading back what it forwarded, `processors/forwarded.py`); every check still runs."""
     check_size(value, limits)
-    event = codec.decode(value)
+    event = codec.decode(value) if decoded is None else decoded
     check_type(event, kind)
     check_time(event, record_timestamp_ms, limits)
     return event

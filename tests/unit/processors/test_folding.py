@@ -51,16 +51,20 @@ def _chunks(records: list[Record], size: int) -> list[list[Record]]:
     return [records[i:i + size] for i in range(0, len(records), size)]
 
 
-def _run(records: list[Record], batch: int = 1, in_flight: int = 0
+def _run(records: list[Record], batch: int = 1, in_flight: int = 0, forwarded: bool = True
          ) -> dict[str, list[bytes]]:
     """Feed the three steps as the faust agents do: batches of `batch` records, outputs sent
     before states are committed, the repartitioned topics read in the order they were written;
     what each topic got, key by key.
     `in_flight`: as the worker does, up to that many batches of a step are folded but not yet
-    stored when the next is folded, over their pending writes (`processors/app.py`)."""
+    stored when the next is folded, over their pending writes (`processors/app.py`).
+    `forwarded=False`: the steps decode what the assemble step forwarded instead of taking the
+    events it kept (`processors/forwarded.py`)."""
     # idle and linger short against the 1 s between episodes: closes and deletions happen
     folds = RecordFolds(ProcessorConfig(bootstrap="unused", min_support=2, idle_ms=4_000,
                                     linger_ms=2_000, idle_scan_ms=1_000))
+    if not forwarded:
+        folds.forwarded = None
     steps = {"assemble": AssembleStep(folds), "aggregate": aggregate_step(folds),
              "curate": curate_step(folds)}
     tables = {name: DictStore() for name in steps}
@@ -133,6 +137,14 @@ def test_folding_batches_before_the_ones_before_them_are_stored_changes_no_outpu
         seed: int, batch: int, in_flight: int) -> None:
     log = _log(seed)
     assert _run(log, batch, in_flight) == _run(log, batch)
+
+
+@settings(max_examples=10, deadline=None)
+@given(st.integers(0, 10_000), st.integers(1, 40))
+def test_taking_the_forwarded_events_instead_of_decoding_them_changes_no_output(
+        seed: int, batch: int) -> None:
+    log = _log(seed)
+    assert _run(log, batch, forwarded=False) == _run(log, batch)
 
 
 @settings(max_examples=10, deadline=None)
