@@ -1,12 +1,16 @@
 """Processor throughput and recovery-to-experience latency, on a real broker.
 
 Prints, from one run on one machine (so the ratio is meaningful on a noisy box):
-- the raw consume rate of the episodes topic (confluent-kafka, no decoding), the rate of one faust
-  worker that takes the same events and does nothing (faust's own ceiling), and the rate of one
-  processor worker over the same topic, with the ratios;
-- the rate until every output is written (signals, patterns, experiences), as a ratio to faust
-  alone (`outputs_to_faust_ratio`, target >= 0.7); every rate is timed from the first progress,
-  so worker start-up counts in none of them;
+- the raw consume rate of the episodes topic (confluent-kafka, no decoding), the rate of one
+  stock faust worker that takes the same events in batches (`take_events`) and does nothing
+  (the ceiling of a plain faust app), and the rate of one processor worker over the same topic;
+- the rate until every output is written (signals, patterns, experiences), as a ratio to stock
+  faust alone (`outputs_to_faust_ratio`, target >= 0.7); every rate is timed from the first
+  progress, so worker start-up counts in none of them;
+- faust alone through the processors' own fetch loop and batch reader (`processors/fetching.py`,
+  `processors/batches.py`), doing nothing, and the processors' rate as a ratio to it
+  (`outputs_to_lean_faust_ratio`): the share of a worker's time the folds leave, since the
+  processors no longer pay stock faust's cost per message;
 - two workers on a copy of the same topic (same partitions): their combined rate until every
   output is written, next to one worker's (`two_workers_to_one_ratio`);
 - the latency from a recovery being emitted by a Recorder to its experience appearing on
@@ -109,19 +113,21 @@ class Run:
 
 
 def processor_rate(bootstrap: str, prefix: str, home: Path, total: int,
-                   baseline: bool = False, workers: int = 1) -> Run:
+                   baseline: str | None = None, workers: int = 1) -> Run:
     """Events/s of `workers` workers over the episodes topic, from their committed offsets;
-    `baseline` runs faust alone (`kaizen process --faust-baseline`: takes the events, does
-    nothing). The clock starts at the first progress, so start-up is left out of every rate."""
+    `baseline` ("stock" or "lean") runs faust alone (`kaizen process --faust-baseline`: takes
+    the events, does nothing). The clock starts at the first progress, so start-up is left out
+    of every rate."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("KAIZEN_")}
     env.update(KAIZEN_KAFKA_BOOTSTRAP=bootstrap, KAIZEN_TOPIC_PREFIX=prefix)
     command = [sys.executable, "-m", "kaizen.cli", "process"]
-    procs = [subprocess.Popen([*command, "--faust-baseline"] if baseline else command,
+    procs = [subprocess.Popen([*command, "--faust-baseline", baseline] if baseline else command,
                               env={**env, "KAIZEN_HOME": str(home / f"w{n}")},
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
              for n in range(workers)]
     topic = Topics(prefix).episodes
-    group = f"{prefix}-processors" + ("-baseline" if baseline else "")
+    group = f"{prefix}-processors" + {None: "", "stock": "-baseline",
+                                      "lean": "-baseline-lean"}[baseline]
     partitions = list(range(3))
     first_progress: tuple[float, int] | None = None
     done = 0
@@ -246,8 +252,10 @@ def measure(bootstrap: str, home: Path, events: int, samples: int) -> dict[str, 
     probe.close()
     copy_topic(bootstrap, topics.episodes, Topics(twin).episodes, total)
     raw = raw_consume_rate(bootstrap, topics.episodes, total)
-    baseline = processor_rate(bootstrap, prefix, home / "baseline", total, baseline=True)
+    baseline = processor_rate(bootstrap, prefix, home / "baseline", total, baseline="stock")
     baseline.stop()
+    lean = processor_rate(bootstrap, prefix, home / "lean", total, baseline="lean")
+    lean.stop()
     two, pair = outputs_rate(bootstrap, twin, home / "pair", total, workers=2)
     pair.stop()
     pipeline, run = outputs_rate(bootstrap, prefix, home / "worker", total)
@@ -256,7 +264,9 @@ def measure(bootstrap: str, home: Path, events: int, samples: int) -> dict[str, 
     run.stop()
     figures = {"episode_events": float(total), "raw_consume_events_per_s": raw,
                "faust_alone_events_per_s": baseline.rate, "assembled_events_per_s": run.rate,
+               "lean_faust_alone_events_per_s": lean.rate,
                "outputs_events_per_s": pipeline, "outputs_to_faust_ratio": pipeline / baseline.rate,
+               "outputs_to_lean_faust_ratio": pipeline / lean.rate,
                "two_workers_outputs_events_per_s": two, "two_workers_to_one_ratio": two / pipeline}
     for name, values in (("recovery_to_experience", latencies),
                          ("recovery_to_recallable", recallable)):
@@ -274,8 +284,11 @@ def report(f: dict[str, float]) -> None:
     print(f"raw consume (confluent)   {raw:,.0f} events/s")
     print(f"faust alone, one worker   {faust:,.0f} events/s  (takes the events, does "
           f"nothing: {faust / raw:.1%} of raw consume)")
+    print(f"faust alone, lean path    {f['lean_faust_alone_events_per_s']:,.0f} events/s  "
+          "(the processors' own fetch loop and batch reader, doing nothing)")
     print(f"processors, one worker    {f['outputs_events_per_s']:,.0f} events/s until every "
-          f"output was written: {f['outputs_to_faust_ratio']:.2f}x faust alone (target >= 0.7)")
+          f"output was written: {f['outputs_to_faust_ratio']:.2f}x faust alone (target >= 0.7), "
+          f"{f['outputs_to_lean_faust_ratio']:.2f}x the lean path alone")
     print(f"processors, two workers   {f['two_workers_outputs_events_per_s']:,.0f} events/s "
           f"until every output was written: {f['two_workers_to_one_ratio']:.2f}x one worker")
     for name, label in (("recovery_to_experience", "recovery -> experience  "),

@@ -36,6 +36,7 @@ from typing import Any, NoReturn, Protocol
 import faust
 import structlog
 
+from kaizen.processors.batches import batches
 from kaizen.processors.config import (
     CURATION_TABLE,
     CURATION_TOPIC,
@@ -44,6 +45,7 @@ from kaizen.processors.config import (
     TOOL_RESULTS_TOPIC,
     ProcessorConfig,
 )
+from kaizen.processors.fetching import LeanApp
 from kaizen.processors.folding import Record, RecordFolds
 from kaizen.processors.inflight import DeathWatch, ProcessDied
 from kaizen.processors.steps import (
@@ -173,8 +175,10 @@ def _credentials(config: ProcessorConfig) -> faust.SASLCredentials | None:
                                  mechanism=login.mechanism, ssl_context=context)
 
 
-def _faust_app(app_id: str, config: ProcessorConfig) -> faust.App:
-    return faust.App(
+def _faust_app(app_id: str, config: ProcessorConfig, lean: bool = True) -> faust.App:
+    """The faust app of a worker; `lean`: its consumer fetches without faust's race of tasks
+    per message (`processors/fetching.py`)."""
+    return (LeanApp if lean else faust.App)(
         app_id,
         broker=f"kafka://{config.bootstrap}",
         broker_credentials=_credentials(config),
@@ -232,15 +236,11 @@ class Processors:
     def _agent(self, step: Step, table: Any, watch: DeathWatch
                ) -> Callable[[faust.StreamT[bytes]], AsyncIterator[None]]:
         async def run(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
-            # StreamT's stub lacks take_events
             assert isinstance(stream, faust.Stream)
             flights = Flights()
-            async for events in stream.take_events(self.config.batch_records,
-                                                   within=self.config.batch_seconds):
-                # take_events acks the events as this body returns; one more reference each
-                # holds their offsets back until the batch is stored (`_store`)
-                for event in events:
-                    event.message.incref()
+            # each event is acked once its batch is stored (`_store`), not before
+            async for events in batches(self.app, stream, self.config.batch_records,
+                                        self.config.batch_seconds):
                 pieces = watch.pieces([_record(event) for event in events])
                 for n, records in enumerate(pieces):
                     try:
@@ -320,27 +320,42 @@ def create_app(config: ProcessorConfig) -> faust.App:
     return Processors(config).app
 
 
-def create_baseline_app(config: ProcessorConfig) -> faust.App:
-    """faust alone: an agent that takes the episodes in batches as the processors do, and does
-    nothing with them. Its rate is the ceiling of faust itself on this machine and topic;
-    `bench/process.py` prints it next to the processors' rate."""
-    app = _faust_app(f"{config.app_id}-baseline", config)
+def create_baseline_app(config: ProcessorConfig, lean: bool = False) -> faust.App:
+    """faust alone: an agent that takes the episodes in batches and does nothing with them.
+
+    Stock (the default): faust as it comes, through its own batch API (`Stream.take_events`),
+    the ceiling of a plain faust app on this machine and topic, which `bench/process.py` prints
+    next to the processors' rate. `lean`: through the processors' own path (the lean fetch loop
+    of `processors/fetching.py` and the batch reader of `processors/batches.py`), so that the
+    processors' rate over it is the share of a worker's time their folds leave."""
+    app = _faust_app(f"{config.app_id}-baseline" + ("-lean" if lean else ""), config, lean=lean)
     topic = app.topic(Topics(config.prefix).episodes, key_type=bytes, value_type=bytes,
                       key_serializer="raw", value_serializer="raw")
 
     async def take_only(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
         assert isinstance(stream, faust.Stream)
-        async for _ in stream.take_events(config.batch_records, within=config.batch_seconds):
-            yield None
+        if lean:
+            async for events in batches(app, stream, config.batch_records,
+                                        config.batch_seconds):
+                for event in events:
+                    event.ack()
+                yield None
+        else:
+            async for _ in stream.take_events(config.batch_records,
+                                              within=config.batch_seconds):
+                yield None
 
     app.agent(topic, name="baseline")(take_only)
     return app
 
 
-def run_worker(config: ProcessorConfig, loglevel: str = "warn", baseline: bool = False) -> None:
-    """Run one worker until SIGTERM / SIGINT; faust handles rebalancing and recovery."""
+def run_worker(config: ProcessorConfig, loglevel: str = "warn", baseline: str | None = None
+               ) -> None:
+    """Run one worker until SIGTERM / SIGINT; faust handles rebalancing and recovery.
+    `baseline`: "stock" or "lean" runs faust alone instead (`create_baseline_app`)."""
     config.data_dir.mkdir(parents=True, exist_ok=True)
-    app = create_baseline_app(config) if baseline else create_app(config)
+    app = (create_app(config) if baseline is None
+           else create_baseline_app(config, lean=baseline == "lean"))
     worker = faust.Worker(app, loglevel=loglevel, quiet=True)
     # with a spinner faust lowers the root logger to DEBUG, and every hot-path debug call then
     # builds a log record (10-25% of the throughput); without it the level stays as asked

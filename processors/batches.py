@@ -14,7 +14,8 @@ What the stream does for an event and this reader still does:
   partition is read again from the committed offset by whoever owns it now;
 - the consumer tracks the event's message as unacked (`Consumer.track_message`), so that a
   rebalance or a stop waits until its batch is stored (`stream_wait_empty`);
-- an error thrown into the channel is raised here.
+- an error thrown into the channel is raised here, but for `StopAsyncIteration` (the channel
+  closing as the worker stops), which ends the batches as it ends a stream.
 """
 
 from __future__ import annotations
@@ -33,7 +34,10 @@ async def batches(app: faust.App, stream: faust.Stream, max_records: int, within
     queue = channel.queue
     loop = asyncio.get_running_loop()
     while True:
-        events = [await queue.get()]
+        try:
+            events = [await queue.get()]
+        except StopAsyncIteration:  # the channel is closing (the worker stops), as for a stream
+            return
         deadline = loop.time() + within
         while len(events) < max_records:
             if queue.qsize():
@@ -48,6 +52,8 @@ async def batches(app: faust.App, stream: faust.Stream, max_records: int, within
                     events.append(await queue.get())
             except TimeoutError:
                 break
+            except StopAsyncIteration:  # closing: what was taken is read again after a restart
+                return
         current = [event for event in events if _current(app, event)]
         if current:
             yield current

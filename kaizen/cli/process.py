@@ -46,8 +46,10 @@ def register(sub: Any) -> None:
     process = sub.add_parser("process", help="run the stream processors (a faust worker)")
     process.add_argument("--faust-log-level", default="warn",
                          choices=["crit", "error", "warn", "info", "debug"])
-    process.add_argument("--faust-baseline", action="store_true",
-                         help="run faust alone (take the episodes, do nothing): the ceiling of "
-                              "faust on this machine, for sizing (bench/process.py prints it)")
+    process.add_argument("--faust-baseline", nargs="?", const="stock", choices=["stock", "lean"],
+                         help="run faust alone (take the episodes, do nothing): 'stock' faust "
+                              "(the default), the ceiling of a plain faust app on this machine; "
+                              "'lean', through the processors' own fetch and batch path "
+                              "(bench/process.py prints both)")
     process.add_argument("--parent-fd", type=int, help=argparse.SUPPRESS)  # set by serve
     process.set_defaults(handler=run)

@@ -182,6 +182,9 @@ def test_a_worker_killed_mid_stream_ends_with_the_same_learning_as_an_uninterrup
             assert view[0] and view[1]
         finally:
             stop_worker(worker)
+        # stopped by SIGTERM alone (`stop_worker` kills it after 30 s): a fetch loop or batch
+        # reader that does not end when faust closes its channels hangs the worker's shutdown
+        assert worker.returncode == 0, f"the worker did not stop on SIGTERM ({worker.returncode})"
         assert set(_misplaced_changelog_entries(bootstrap, prefix).values()) == {0}
         # a worker killed before committing reads the bad record again and writes the same dead
         # letter (its id is its position): consumers dedupe by event id, so count distinct ones
