@@ -19,6 +19,8 @@ the count alone hold gigabytes).
 
 from __future__ import annotations
 
+from collections import OrderedDict
+
 from kaizen.schemas.model import Event
 
 LIMIT = 16_384  # events waiting: a few dozen batches of forwarded records
@@ -30,7 +32,9 @@ class Forwarded:
 
     def __init__(self, limit: int = LIMIT, limit_bytes: int = LIMIT_BYTES) -> None:
         self._limit, self._limit_bytes = limit, limit_bytes
-        self._events: dict[bytes, Event] = {}
+        # ordered: the oldest goes first in O(1) (`next(iter(dict))` after many deletions from
+        # its front walks over every deleted slot: a full memo made each keep O(limit))
+        self._events: OrderedDict[bytes, Event] = OrderedDict()
         self._bytes = 0  # of the values waiting
 
     def keep(self, value: bytes, event: Event) -> None:
@@ -40,8 +44,7 @@ class Forwarded:
         events[value] = event
         self._bytes += len(value)
         while len(events) > self._limit or self._bytes > self._limit_bytes:
-            oldest = next(iter(events))
-            del events[oldest]
+            oldest, _ = events.popitem(last=False)
             self._bytes -= len(oldest)
 
     def take(self, value: bytes) -> Event | None:
