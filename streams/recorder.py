@@ -68,6 +68,10 @@ MAX_QUEUED = 20_000
 MAX_BACKLOG_BYTES = 64 * 1024 * 1024
 #: How long the sender lets events gather once woken (what librdkafka's `linger.ms` is to it).
 SEND_LINGER_S = 0.005
+#: The same while the broker is down: the events go to the spool, where no consumer waits for
+#: them, and each round of the sender is a stretch in which it holds the GIL the agent's thread
+#: wants (the broker-down emit p99, issue 14).
+SPOOL_LINGER_S = 0.05
 
 
 @dataclass
@@ -413,7 +417,7 @@ class Recorder:
                 continue
             # let a batch gather: woken for every event, this thread took the GIL from the
             # agent's thread each time it released it, in many short stalls (the emit p99)
-            self._closed.wait(SEND_LINGER_S)
+            self._closed.wait(SPOOL_LINGER_S if self._broker_down else SEND_LINGER_S)
             self._queued_event.clear()  # before sending: an event queued from now on wakes it
             self._send_queued()  # `_send_next` counts and logs whatever an event raises
             if self._backlog:  # the producer was full: try again after the next linger

@@ -123,3 +123,23 @@ def _waiting_untimed(spool: Spool) -> bool:
     while frame is not None and frame.f_code.co_name != "wait":
         frame = frame.f_back
     return frame is not None and frame.f_locals.get("timeout", 0) is None
+
+
+def test_batches_larger_than_one_insert_statement_land_whole_in_order(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Queued records go in multi-row statements (at most `_ROWS_PER_INSERT` rows each): many
+    statements' worth, with some on disk already, land once each, in emit order."""
+    monkeypatch.setattr("kaizen.streams.spool._ROWS_PER_INSERT", 150)
+    spool = Spool(tmp_path, max_bytes=10_000_000)
+    early = [_record(key, size=10 + key % 7) for key in range(0, 1000, 7)]
+    for record in early:
+        spool.put(record)
+    spool.peek(1)  # written
+    for key in reversed(range(1000)):  # the early ones again, queued among new ones
+        spool.put(_record(key, size=10 + key % 7))
+    records = spool.peek(2000)
+    assert [r.order_key for r in records] == list(range(1000))
+    assert [len(r.value) for r in records] == [10 + key % 7 for key in range(1000)]
+    assert len(spool) == 1000 and spool.size_bytes == sum(
+        len(r.value) + len(r.key or b"") for r in records)
+    spool.close()
