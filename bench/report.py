@@ -39,6 +39,9 @@ def table(directory: Path) -> str:
     for path in files:
         figures: dict[str, float] = json.loads(path.read_text())
         for name, value in sorted(figures.items()):
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise SystemExit(f"{path}: {name!r} is not a figure ({value!r}): a benchmark "
+                                 "writes flat numbers under stable names (bench.common.write_json)")
             lines.append(f"| {path.stem} | `{name}` | {value:,.4g} | {_verdict(name, value)} |")
     missing = [name for name in TARGETS
                if not any(name in json.loads(p.read_text()) for p in files)]
