@@ -54,19 +54,27 @@ async def batches(app: faust.App, stream: faust.Stream, max_records: int, within
                 break
             except StopAsyncIteration:  # closing: what was taken is read again after a restart
                 return
-        current = [event for event in events if _current(app, event)]
+        current = _current(app, events)
         if current:
             yield current
 
 
-def _current(app: faust.App, event: faust.EventT) -> bool:
-    """True if the event is of the consumer's current generation (tracked from now on);
-    otherwise it is acked and dropped, as `Stream` drops it."""
-    message = event.message
-    if not app.flow_control.is_active() or message.generation_id != app.consumer_generation_id:
+def _current(app: faust.App, events: list[faust.EventT]) -> list[faust.EventT]:
+    """The events of the consumer's current generation, tracked from now on; the others are
+    acked and dropped, as `Stream` drops them. Nothing awaits in here, so the flow and the
+    generation cannot change in the middle: they are read once for the batch."""
+    if not app.flow_control.is_active():
+        stale, current = events, []
+    else:
+        generation = app.consumer_generation_id
+        current = [event for event in events if event.message.generation_id == generation]
+        stale = [event for event in events if event.message.generation_id != generation]
+    for event in stale:
         event.ack()
-        return False
-    if not message.tracked and message.topic in app.topics.acking_topics:
-        message.tracked = True
-        app.consumer.track_message(message)
-    return True
+    acking, consumer = app.topics.acking_topics, app.consumer
+    for event in current:
+        message = event.message
+        if not message.tracked and message.topic in acking:
+            message.tracked = True
+            consumer.track_message(message)
+    return current

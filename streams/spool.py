@@ -56,7 +56,6 @@ def _size(record: SpooledRecord) -> int:
     return len(record.value) + len(record.key or b"")
 
 
-_INSERT = "INSERT OR IGNORE INTO spool VALUES (?, ?, ?, ?, ?)"
 #: Most rows per multi-row INSERT (5 parameters each; fewer where SQLite allows fewer).
 _ROWS_PER_INSERT = 2000
 
@@ -64,6 +63,9 @@ _ROWS_PER_INSERT = 2000
 @functools.cache
 def _insert_rows(rows: int) -> str:
     return "INSERT OR IGNORE INTO spool VALUES " + ", ".join(["(?, ?, ?, ?, ?)"] * rows)
+
+
+_INSERT = _insert_rows(1)
 
 
 def _row(record: SpooledRecord) -> tuple[int, str, bytes | None, bytes, int]:
